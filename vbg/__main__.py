@@ -1,0 +1,3 @@
+from vbg.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,48 @@
+"""The segmenter protocol and the registry of segmenters by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from vbg.errors import ModelError
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """Frame in (BGR uint8 HxWx3), low-res float32 alpha out (1 = person)."""
+
+    name: str
+    input_size: tuple[int, int]  # (width, height) the network sees
+    provider: str  # what really runs: "cuda" or "cpu"
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray: ...
+
+    def reset(self) -> None:
+        """Forget recurrent/temporal state (scene cut, resolution change)."""
+
+
+Factory = Callable[..., Segmenter]
+_REGISTRY: dict[str, Factory] = {}
+
+
+def register(name: str) -> Callable[[Factory], Factory]:
+    def deco(factory: Factory) -> Factory:
+        _REGISTRY[name] = factory
+        return factory
+
+    return deco
+
+
+def available() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def new_segmenter(name: str = "selfie-landscape", provider: str = "auto",
+                  threads: int | None = None) -> Segmenter:
+    """Build segmenter `name`; callers only ever see the Segmenter protocol."""
+    if name not in _REGISTRY:
+        raise ModelError(f"unknown model {name!r}; choose one of {', '.join(available())}")
+    return _REGISTRY[name](provider=provider, threads=threads)

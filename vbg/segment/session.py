@@ -1,0 +1,60 @@
+"""One onnxruntime session factory: provider choice verified, spinning off, threads set."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vbg.errors import ModelError, VbgError
+
+PROVIDERS = ("auto", "cuda", "cpu")
+_CUDA = "CUDAExecutionProvider"
+_CPU = "CPUExecutionProvider"
+
+
+def default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def new_session(path: Path, provider: str = "auto", threads: int | None = None):
+    """Create an InferenceSession; `session.get_providers()[0]` is the provider that really runs.
+
+    auto: CUDA if a session really starts on it, else CPU. cuda: CUDA or a clear error.
+    """
+    import onnxruntime as ort
+
+    if provider not in PROVIDERS:
+        raise VbgError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    ort.set_default_logger_severity(4)  # a CUDA fallback is reported by us, not as a log line
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3
+
+    def make(providers: list[str]):
+        try:
+            return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf types
+            raise ModelError(f"model file {path} cannot be loaded by onnxruntime: {e}") from None
+
+    if provider in ("auto", "cuda") and _CUDA in ort.get_available_providers():
+        session = make([_CUDA, _CPU])
+        if session.get_providers()[0] == _CUDA:
+            return session
+    if provider == "cuda":
+        raise VbgError(
+            "--provider cuda: CUDA does not really work here (onnxruntime fell back to CPU; "
+            "check the NVIDIA driver and the CUDA/cuDNN libraries onnxruntime-gpu needs; "
+            "`vbg doctor` names what is missing). "
+            "Use --provider auto or cpu."
+        )
+    return make([_CPU])
+
+
+def provider_label(session) -> str:
+    """'cuda' or 'cpu': what really runs this session."""
+    return "cuda" if session.get_providers()[0] == _CUDA else "cpu"
