@@ -1,0 +1,173 @@
+"""Live mode (`vbg` with no subcommand): camera -> matte -> background -> "VBG Camera"."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vbg import config
+from vbg.errors import VbgError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("live mode (defaults from configs/default.toml)")
+    a = g.add_argument
+    a("--config", type=Path, metavar="FILE", help="settings file (TOML) over the defaults")
+    a("--camera", metavar="SRC", help="camera index, /dev/videoN, video file or stream URL")
+    a("--size", metavar="WxH", help="capture size asked of the camera, e.g. 1280x720")
+    a("--fps", type=float, metavar="N", help="frame rate of the camera and the output")
+    a("--pixel-format", dest="pixel_format", choices=["mjpg", "yuyv"], help="camera format")
+    a("--wait-for-camera", dest="wait_for_camera", action="store_true", default=None,
+      help="wait for the camera to appear instead of failing")
+    a("--background", metavar="IMG", help="background image")
+    a("--video", metavar="FILE", help="looping background video")
+    a("--blur", type=int, metavar="N", help="blur the real background (strength 1-100)")
+    a("--color", metavar="C", help="solid colour: #rrggbb, r,g,b or a name (white, blue...)")
+    a("--mirror", action="store_true", default=None, help="flip the picture horizontally")
+    a("--model", metavar="NAME", help="segmentation model (selfie-landscape, selfie)")
+    a("--provider", choices=["auto", "cuda", "cpu"], help="inference provider")
+    a("--threads", type=int, metavar="N", help="inference threads (0 = automatic)")
+    a("--output", metavar="FILE", help="write the composited video to FILE (no virtual camera)")
+    a("--matte-output", dest="matte_output", metavar="FILE",
+      help="write the alpha matte as a grey video")
+    a("--virtual-camera", dest="virtual_camera", action="store_true", default=None,
+      help="keep the virtual camera on as well as --output")
+    a("--device", metavar="DEV", help="v4l2loopback device for the virtual camera")
+    a("--preview", action="store_true", default=None, help="show a preview window")
+    a("--frames", type=int, metavar="N", help="stop after N output frames")
+    a("--no-realtime", dest="no_realtime", action="store_true",
+      help="file sources: process every frame in order, as fast as possible")
+    a("--no-smoothing", dest="no_smoothing", action="store_true",
+      help="turn temporal smoothing off")
+    a("--stats", action="store_true", default=None, help="print fps, CPU and latency")
+    a("-v", "--verbose", action="store_true", help="say more about what runs")
+
+
+LIVE_KEYS = ("camera", "size", "fps", "pixel_format", "wait_for_camera", "background", "video",
+             "blur", "color", "mirror", "model", "provider", "threads", "output", "matte_output",
+             "virtual_camera", "device", "preview", "stats")
+
+
+def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    settings = config.load(args.config)
+    flags = {k: getattr(args, k, None) for k in LIVE_KEYS}
+    if flags["fps"] is not None:
+        flags["fps"] = float(flags["fps"])
+    settings = config.apply_flags(settings, flags)
+    if args.no_smoothing:
+        settings["smoothing"]["enabled"] = False
+    settings["fps"] = float(settings["fps"])
+    if settings["fps"] <= 0 or settings["fps"] > 240:
+        raise VbgError(f"--fps {settings['fps']:g} is out of range (1-240)")
+    return settings
+
+
+def build_background(s: dict[str, Any]):
+    from vbg.background import make_background
+
+    return make_background(image=s["background"] or None, video=s["video"] or None,
+                           blur=s["blur"] or None, color=s["color"] or None)
+
+
+def build_refiner(s: dict[str, Any]):
+    from dataclasses import replace
+
+    from vbg.refine import DEFAULTS, MatteRefiner
+
+    r = s["refine"]
+    params = replace(DEFAULTS, guided=r["guided"], threshold=r["alpha_threshold"],
+                     contrast=r["contrast"], erode=r["erode"], feather=r["feather"])
+    return MatteRefiner(params)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vbg import composite, refine
+    from vbg.capture import CaptureThread, open_source
+    from vbg.pipeline import Pipeline, Stages
+    from vbg.segment import new_segmenter
+    from vbg.sinks import make_sinks
+    from vbg.smoothing import TemporalSmoother
+
+    s = settings_from(args)
+    log = _logger()
+    size = config.parse_size(s["size"]) if s["size"] else None
+    background = build_background(s)  # fails now, naming the path, if unreadable
+    segmenter = new_segmenter(s["model"], s["provider"], s["threads"] or None)
+    log(f"vbg: model {segmenter.name} on {segmenter.provider.upper()}"
+        + (" (CUDA not usable, see `vbg doctor`)" if s["provider"] == "auto"
+           and segmenter.provider == "cpu" and args.verbose else ""))
+    smoother = TemporalSmoother(tau=s["smoothing"]["tau"], enabled=s["smoothing"]["enabled"])
+    refiner = build_refiner(s)
+    compositor = composite.Compositor(background)
+
+    def opener():
+        return open_source(str(s["camera"]), size=size, fps=s["fps"],
+                           pixel_format=s["pixel_format"])
+
+    capture = CaptureThread(opener, realtime=not args.no_realtime,
+                            wait_for_camera=s["wait_for_camera"])
+    sinks = make_sinks(output=s["output"] or None, matte_output=s["matte_output"] or None,
+                       virtual_camera=s["virtual_camera"], preview=s["preview"],
+                       device=s["device"] or None)
+    # Warm everything before the first frame: kernels compiled, threads started, session run.
+    t0 = time.perf_counter()
+    composite.warm_up()
+    refine.warm_up()
+    smoother.warm_up()
+    segmenter(np.zeros((64, 64, 3), np.uint8))
+    if args.verbose:
+        log(f"vbg: warmed up in {(time.perf_counter() - t0) * 1e3:.0f} ms")
+    capture.start()
+    info = capture.stats().get("info")
+    if info is not None:
+        log(f"vbg: camera {info}")
+    pipeline = Pipeline(capture, Stages(segmenter, smoother, refiner, compositor), sinks,
+                        fps=s["fps"], realtime=not args.no_realtime, max_frames=args.frames,
+                        mirror=s["mirror"], stats=s["stats"], log=log)
+    _install_signals(pipeline, args, log)
+    for sink in sinks:
+        log(f"vbg: output -> {sink.name}")
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    stats = pipeline.run()
+    wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
+    n = max(1, stats.frames_out)
+    log(pipeline.summary(cpu, n, wall))
+    log(f"vbg: {stats.frames_out} frames in {wall:.1f} s ({stats.frames_out / wall:.1f} fps)")
+    return 0
+
+
+def _install_signals(pipeline, args: argparse.Namespace, log) -> None:
+    def on_stop(signum, _frame) -> None:
+        pipeline.stop()
+
+    def rebuild(p) -> None:
+        try:
+            s = settings_from(args)
+            new_bg = build_background(s)
+        except VbgError as e:
+            log(f"vbg: reload failed, keeping the current settings: {e}")
+            return
+        old = p.stages.compositor.background
+        p.stages.compositor.background = new_bg
+        p.stages.refiner = build_refiner(s)
+        p.stages.smoother.enabled = s["smoothing"]["enabled"]
+        old.close()
+        log("vbg: reloaded configuration and background")
+
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGTERM, on_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: pipeline.request_reload(rebuild))
+
+
+def _logger():
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    return log

@@ -1,0 +1,249 @@
+"""Live pipeline: capture -> segment -> smooth -> refine -> composite -> sinks, paced at fps."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+if TYPE_CHECKING:
+    from vbg.capture import CaptureThread, Frame
+
+STATS_EVERY_S = 5.0
+
+
+@dataclass
+class Stages:
+    """The processing objects; each can be swapped or tested alone."""
+
+    segmenter: Any
+    smoother: Any
+    refiner: Any
+    compositor: Any
+
+
+@dataclass
+class RunStats:
+    """What a run did, for --stats, tests and benchmarks."""
+
+    frames_out: int = 0
+    frames_processed: int = 0
+    fillers: int = 0
+    skipped_fast: int = 0
+    latencies_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
+    stage_ms: dict[str, deque] = field(default_factory=dict)
+
+    def add_stage(self, name: str, ms: float) -> None:
+        self.stage_ms.setdefault(name, deque(maxlen=2000)).append(ms)
+
+
+class Pipeline:
+    """Wires a capture thread, the stages and the sinks; `run()` until stopped or done."""
+
+    def __init__(self, capture: CaptureThread, stages: Stages, sinks: list, fps: float,
+                 realtime: bool = True, max_frames: int | None = None, mirror: bool = False,
+                 stats: bool = False, log=print) -> None:
+        self.capture = capture
+        self.stages = stages
+        self.sinks = sinks
+        self.fps = float(fps)
+        self.realtime = realtime
+        self.max_frames = max_frames
+        self.mirror = mirror
+        self.print_stats = stats
+        self.log = log
+        self.stats = RunStats()
+        self._stop = threading.Event()
+        self._reload: Any = None
+        self._size: tuple[int, int] | None = None  # output (w, h), fixed by the first frame
+        self._opened = False
+        self._last_output: np.ndarray | None = None
+        self._last_alpha: np.ndarray | None = None
+        self._card: np.ndarray | None = None
+        self._card_of: np.ndarray | None = None
+        self._no_alpha: np.ndarray | None = None
+        self._flip: np.ndarray | None = None
+        self._resized: np.ndarray | None = None
+
+    # -- control (safe from signal handlers and other threads) --
+    def stop(self) -> None:
+        self._stop.set()
+
+    def request_reload(self, rebuild) -> None:
+        """Run `rebuild(pipeline)` on the pipeline thread before the next frame (SIGHUP)."""
+        self._reload = rebuild
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the loop --
+    def run(self) -> RunStats:
+        try:
+            if self.realtime:
+                self._run_paced()
+            else:
+                self._run_every_frame()
+        finally:
+            self.close()
+        return self.stats
+
+    def _run_every_frame(self) -> None:
+        while not self._done():
+            self._maybe_reload()
+            frame = self.capture.get(timeout=0.5)
+            if frame is None:
+                if self.capture.state in ("ended", "stopped"):
+                    return
+                continue
+            self._emit(self._process(frame), self._last_alpha, frame.timestamp)
+
+    def _run_paced(self) -> None:
+        period = 1.0 / self.fps
+        next_due = time.monotonic()
+        last_stats = time.monotonic()
+        cpu0, frames0 = time.process_time(), 0
+        while not self._done():
+            self._maybe_reload()
+            now = time.monotonic()
+            frame = self.capture.get(timeout=max(0.0, next_due + 0.5 * period - now))
+            now = time.monotonic()
+            if frame is not None:
+                if now < next_due - 0.5 * period:
+                    self.stats.skipped_fast += 1  # camera faster than --fps: drop, never lag
+                    continue
+                self._emit(self._process(frame), self._last_alpha, frame.timestamp)
+            elif self.capture.state in ("ended", "stopped"):
+                return
+            elif now >= next_due + 0.5 * period:
+                self._emit_filler(now)
+            else:
+                continue
+            next_due = max(next_due + period, now - period)
+            if self.print_stats and now - last_stats >= STATS_EVERY_S:
+                cpu1, frames1 = time.process_time(), self.stats.frames_out
+                self.log(self.summary(cpu1 - cpu0, frames1 - frames0, now - last_stats))
+                cpu0, frames0, last_stats = cpu1, frames1, now
+
+    def _done(self) -> bool:
+        if self._stop.is_set():
+            return True
+        if self.max_frames is not None and self.stats.frames_out >= self.max_frames:
+            return True
+        return any(getattr(s, "stop_requested", False) for s in self.sinks)
+
+    def _maybe_reload(self) -> None:
+        rebuild, self._reload = self._reload, None
+        if rebuild is not None:
+            rebuild(self)
+
+    # -- per frame --
+    def _process(self, frame: Frame) -> np.ndarray:
+        st = self.stages
+        image = self._fit(frame.image)
+        t0 = time.perf_counter()
+        low = st.segmenter(image)
+        t1 = time.perf_counter()
+        low = st.smoother(low, image, frame.timestamp)
+        t2 = time.perf_counter()
+        alpha = st.refiner(image, low)
+        t3 = time.perf_counter()
+        out = st.compositor(image, alpha)
+        t4 = time.perf_counter()
+        self._last_alpha = alpha
+        self._last_output = out
+        s = self.stats
+        s.frames_processed += 1
+        s.add_stage("inference", (t1 - t0) * 1e3)
+        s.add_stage("smoothing", (t2 - t1) * 1e3)
+        s.add_stage("refine", (t3 - t2) * 1e3)
+        s.add_stage("composite", (t4 - t3) * 1e3)
+        return out
+
+    def _fit(self, image: np.ndarray) -> np.ndarray:
+        """Mirror if asked, and keep every frame at the output size fixed by the first one."""
+        if self._size is None:
+            self._size = (image.shape[1], image.shape[0])
+        if self.mirror:
+            if self._flip is None or self._flip.shape != image.shape:
+                self._flip = np.empty_like(image)  # pre-allocated mirror buffer
+            cv2.flip(image, 1, dst=self._flip)
+            image = self._flip
+        w, h = self._size
+        if (image.shape[1], image.shape[0]) != (w, h):
+            if self._resized is None:
+                self._resized = np.empty((h, w, 3), np.uint8)
+            cv2.resize(image, (w, h), dst=self._resized, interpolation=cv2.INTER_AREA)
+            image = self._resized
+        return image
+
+    def _emit(self, out: np.ndarray, alpha: np.ndarray, timestamp: float) -> None:
+        if not self._opened:
+            h, w = out.shape[:2]
+            for sink in self.sinks:
+                sink.open(w, h, self.fps, out.shape[2])
+            self._opened = True
+        t0 = time.perf_counter()
+        for sink in self.sinks:
+            sink.write(out, alpha, timestamp)
+        now = time.monotonic()
+        self.stats.add_stage("sink", (time.perf_counter() - t0) * 1e3)
+        self.stats.latencies_ms.append((now - timestamp) * 1e3)
+        self.stats.frames_out += 1
+
+    def _emit_filler(self, now: float) -> None:
+        """Keep the output frame rate: repeat the last frame, or a dimmed 'unavailable' card."""
+        if self._last_output is None:
+            return  # nothing shown yet: sinks open with the first real frame
+        if self.capture.state == "live":
+            out, alpha = self._last_output, self._last_alpha
+        else:
+            out, alpha = self._unavailable_card(), self._no_alpha
+        self.stats.fillers += 1
+        self._emit(out, alpha, now)
+
+    def _unavailable_card(self) -> np.ndarray:
+        """The last good frame dimmed, with a notice; built once per outage."""
+        if self._card_of is not self._last_output or self._card is None:
+            card = (self._last_output.astype(np.uint16) * 3 // 8).astype(np.uint8)
+            h, w = card.shape[:2]
+            text = "Camera unavailable - reconnecting..."
+            scale = max(0.5, w / 1280)
+            (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 2)
+            org = ((w - tw) // 2, (h + th) // 2)
+            color = (255, 255, 255, 255)[: card.shape[2]]
+            cv2.putText(card, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, color, 2, cv2.LINE_AA)
+            self._card, self._card_of = card, self._last_output
+            self._no_alpha = np.zeros((h, w), np.uint8)
+        return self._card
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            try:
+                sink.close()
+            except Exception as e:  # one failing sink must not keep the others open
+                self.log(f"vbg: closing {getattr(sink, 'name', sink)}: {e}")
+        self.capture.stop()
+
+    def summary(self, cpu_s: float | None = None, frames: int | None = None,
+                wall_s: float | None = None) -> str:
+        s = self.stats
+        lat = np.array(s.latencies_ms) if s.latencies_ms else np.zeros(1)
+        parts = []
+        if frames and wall_s:
+            parts.append(f"{frames / wall_s:.1f} fps")
+        if frames and cpu_s is not None:
+            parts.append(f"CPU {cpu_s * 1e3 / frames:.1f} ms/frame")
+        p50, p95 = np.percentile(lat, [50, 95])
+        parts.append(f"latency p50 {p50:.1f} ms p95 {p95:.1f} ms")
+        stages = ", ".join(f"{k} {np.median(v):.1f}" for k, v in s.stage_ms.items() if v)
+        parts.append(f"stages ms: {stages}")
+        cs = self.capture.stats()
+        parts.append(f"dropped {cs.get('dropped', 0)}, reconnects {cs.get('reconnects', 0)}, "
+                     f"fillers {s.fillers}")
+        return "vbg: " + "; ".join(parts)

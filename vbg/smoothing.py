@@ -1,0 +1,89 @@
+"""Temporal alpha smoothing: blends in the previous matte only where the model is unsure
+and the picture did not move, with weights keyed to frame timestamps (same at 15 or 60 fps)."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _blend(alpha: np.ndarray, prev: np.ndarray, grey: np.ndarray, prev_grey: np.ndarray,
+           keep: float, motion_gain: float, out: np.ndarray) -> None:
+    """out = w*prev + (1-w)*alpha, w = keep * uncertainty * stillness, per pixel."""
+    h, w = alpha.shape
+    for y in prange(h):
+        for x in range(w):
+            a = alpha[y, x]
+            conf = abs(2.0 * a - 1.0)
+            unsure = 1.0 - conf * conf
+            motion = abs(grey[y, x] - prev_grey[y, x]) * motion_gain
+            still = 1.0 - motion if motion < 1.0 else 0.0
+            wgt = keep * unsure * still
+            out[y, x] = wgt * prev[y, x] + (1.0 - wgt) * a
+
+
+class TemporalSmoother:
+    """Adaptive smoothing of low-res alpha; `reset()` on scene cuts and model resets."""
+
+    def __init__(self, tau: float = 0.05, motion_gain: float = 12.0,
+                 scene_cut: float = 0.25, enabled: bool = True) -> None:
+        self.tau = tau
+        self.motion_gain = motion_gain
+        self.scene_cut = scene_cut  # mean grey change (0-1) that counts as a new scene
+        self.enabled = enabled
+        self.cuts = 0
+        self._shape: tuple[int, int] | None = None
+        self._last_t: float | None = None
+
+    def reset(self) -> None:
+        self._last_t = None
+
+    def _alloc(self, shape: tuple[int, int]) -> None:
+        # Pre-allocated low-res buffers (hot path), remade only when the matte size changes.
+        self._shape = shape
+        self._prev = np.zeros(shape, np.float32)
+        self._out = np.zeros(shape, np.float32)
+        self._grey8 = np.zeros(shape, np.uint8)
+        self._grey = np.zeros(shape, np.float32)
+        self._prev_grey = np.zeros(shape, np.float32)
+        self._last_t = None
+
+    def __call__(self, alpha: np.ndarray, frame: np.ndarray, timestamp: float) -> np.ndarray:
+        """Smoothed alpha (a reused buffer) for `alpha` computed on `frame` at `timestamp` s."""
+        if not self.enabled:
+            return alpha
+        if alpha.shape != self._shape:
+            self._alloc(alpha.shape)
+        h, w = alpha.shape
+        small = frame
+        while small.shape[1] >= 4 * w and small.shape[0] >= 4 * h:
+            small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2),
+                               interpolation=cv2.INTER_LINEAR)
+        cv2.cvtColor(cv2.resize(small, (w, h), interpolation=cv2.INTER_AREA),
+                     cv2.COLOR_BGR2GRAY, dst=self._grey8)
+        np.multiply(self._grey8, np.float32(1 / 255), out=self._grey)
+        first = self._last_t is None
+        if not first:
+            change = float(cv2.absdiff(self._grey, self._prev_grey).mean())
+            if change > self.scene_cut:
+                self.cuts += 1
+                first = True
+        if first:
+            self._out[:] = alpha
+        else:
+            dt = max(1e-3, timestamp - self._last_t)
+            keep = math.exp(-dt / self.tau) if self.tau > 0 else 0.0
+            _blend(alpha, self._prev, self._grey, self._prev_grey, keep,
+                   self.motion_gain, self._out)
+        self._last_t = timestamp
+        self._prev[:] = self._out
+        self._prev_grey[:] = self._grey
+        return self._out
+
+    def warm_up(self) -> None:
+        a = np.zeros((4, 4), np.float32)
+        _blend(a, a, a, a, 0.5, 1.0, np.empty_like(a))
