@@ -1,0 +1,254 @@
+"""A daemon thread that owns a source: timestamps frames, hands out the newest, reconnects."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from vbg.capture.sources import Source, SourceInfo, as_bgr
+from vbg.errors import CameraError
+
+BACKOFF_START = 0.25  # seconds before the first reopen attempt after a failure
+BACKOFF_MAX = 2.0
+LOSSLESS_QUEUE = 3  # frames buffered ahead in realtime=False mode
+STOP_JOIN = 0.5  # how long stop() waits for the thread before leaving it (it is a daemon)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One captured frame: BGR image, capture time (time.monotonic()) and sequence number."""
+
+    image: np.ndarray
+    timestamp: float
+    index: int
+
+
+class CaptureThread:
+    """Reads a source on a daemon thread; latest-frame-wins, or lossless with realtime=False."""
+
+    def __init__(self, opener: Callable[[], Source], realtime: bool = True,
+                 wait_for_camera: bool = False, loop: bool = False) -> None:
+        self._opener = opener
+        self.realtime = realtime
+        self.wait_for_camera = wait_for_camera
+        self.loop = loop
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._queue: collections.deque[Frame] = collections.deque()
+        self._latest: Frame | None = None
+        self._returned = -1  # index of the last frame handed out
+        self._state = "starting"
+        self._source: Source | None = None
+        self._info: SourceInfo | None = None
+        self._thread: threading.Thread | None = None
+        self.error: BaseException | None = None  # the last failure, for status lines
+        self.frames = self.dropped = self.reconnects = 0
+
+    # -- consumer side ---------------------------------------------------------------------
+
+    def start(self) -> CaptureThread:
+        """Open the source and start reading; raises CameraError if it cannot be opened."""
+        if self._thread is not None:
+            raise RuntimeError("CaptureThread.start() called twice")
+        self._thread = threading.Thread(target=self._run, name="vbg-capture", daemon=True)
+        self._thread.start()
+        self._opened.wait()  # the first open attempt (bounded by the source's open timeout)
+        if not self.wait_for_camera and self._info is None:
+            raise self.error if isinstance(self.error, CameraError) else CameraError(
+                f"the input could not be opened: {self.error}")
+        return self
+
+    def get(self, timeout: float | None = None) -> Frame | None:
+        """Newest frame not yet returned (next in order with realtime=False); None on timeout,
+        after stop(), or once a file has ended and every frame was handed out."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._state != "stopped":
+                frame = self._take()
+                if frame is not None:
+                    return frame
+                if self._state == "ended":
+                    return None
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+            return None
+
+    def _take(self) -> Frame | None:
+        if not self.realtime:
+            if not self._queue:
+                return None
+            frame = self._queue.popleft()
+            self._cond.notify_all()  # room for the producer
+        else:
+            frame = self._latest
+            if frame is None or frame.index <= self._returned:
+                return None
+        self._returned = frame.index
+        return frame
+
+    @property
+    def state(self) -> str:
+        """'starting' | 'live' | 'lost' | 'ended' | 'stopped'."""
+        return self._state
+
+    @property
+    def info(self) -> SourceInfo | None:
+        """What the source last opened delivers (None before the first open)."""
+        return self._info
+
+    def stats(self) -> dict[str, Any]:
+        """Counters and state for status lines and benchmarks."""
+        source = self._source
+        return {
+            "frames": self.frames,
+            "dropped": self.dropped,
+            "skipped": getattr(source, "skipped", 0),
+            "reconnects": self.reconnects,
+            "state": self._state,
+            "info": self._info,
+            "error": str(self.error) if self.error else None,
+        }
+
+    def stop(self) -> None:
+        """Stop reading and release the source; returns within ~0.5 s even if a read blocks."""
+        self._stop.set()
+        self._set_state("stopped")
+        source = self._source
+        if source is not None:
+            source.interrupt()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(STOP_JOIN)
+
+    def __enter__(self) -> CaptureThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- capture thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._capture_loop()
+        except BaseException as e:  # never die silently: keep the error for stats()
+            self.error = e
+        finally:
+            self._close_source()
+            self._opened.set()
+            with self._cond:
+                if self._state not in ("ended", "stopped"):
+                    self._state = "ended"
+                self._cond.notify_all()
+
+    def _capture_loop(self) -> None:
+        backoff, ever_opened, rewinding, due = BACKOFF_START, False, False, 0.0
+        while not self._stop.is_set():
+            if self._source is None:
+                if not self._open(ever_opened):
+                    if not (ever_opened or self.wait_for_camera):
+                        return  # start() raises the error
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+                    continue
+                if ever_opened and not rewinding:
+                    self.reconnects += 1
+                ever_opened, rewinding, backoff = True, False, BACKOFF_START
+                due, self.error = time.monotonic(), None
+                self._set_state("live")
+                self._opened.set()
+            source = self._source
+            if self.realtime and source.is_file:
+                due = self._pace(due, source.info.fps)
+            try:
+                image = source.read()
+            except Exception as e:  # any read failure means the input is lost
+                self._lose(e if isinstance(e, CameraError) else CameraError(
+                    f"{source.info.name} failed: {e}"))
+                if source.is_file:  # a broken file does not come back: do not replay it
+                    self._set_state("ended")
+                    return
+                continue
+            if self._stop.is_set():
+                return
+            if image is None and source.is_file:
+                if self.loop:  # demo mode: start the file again (not a reconnect)
+                    self._close_source()
+                    rewinding = True
+                    continue
+                self._set_state("ended")
+                return
+            frame = as_bgr(image)
+            if frame is None:
+                self._lose(CameraError(f"{source.info.name} delivered no usable frame"))
+                continue
+            self._publish(frame, time.monotonic())
+
+    def _open(self, reopening: bool) -> bool:
+        try:
+            source = self._opener()
+        except Exception as e:  # keep retrying whatever the opener raised
+            self.error = e if isinstance(e, CameraError) else CameraError(str(e))
+            if not reopening:
+                self._opened.set()
+            return False
+        if self._stop.is_set():
+            source.close()
+            return False
+        self._source, self._info = source, source.info
+        return True
+
+    def _pace(self, due: float, fps: float) -> float:
+        """Sleep until the next frame is due (absolute deadlines, no drift); the next deadline."""
+        period = 1.0 / fps if fps > 0 else 0.0
+        now = time.monotonic()
+        if due > now:
+            self._stop.wait(due - now)
+        elif now - due > period:
+            due = now  # fell behind by more than a frame: resync instead of bursting
+        return due + period
+
+    def _publish(self, image: np.ndarray, timestamp: float) -> None:
+        with self._cond:
+            if self.realtime:
+                latest = self._latest
+                if latest is not None and latest.index > self._returned:
+                    self.dropped += 1
+                self._latest = Frame(image, timestamp, self.frames)
+            else:
+                while len(self._queue) >= LOSSLESS_QUEUE and not self._stop.is_set():
+                    self._cond.wait()  # backpressure: the consumer takes frames in order
+                if self._stop.is_set():
+                    return
+                self._queue.append(Frame(image, timestamp, self.frames))
+            self.frames += 1
+            self._cond.notify_all()
+
+    def _lose(self, error: BaseException) -> None:
+        self.error = error
+        self._close_source()
+        self._set_state("lost")
+
+    def _close_source(self) -> None:
+        source, self._source = self._source, None
+        if source is not None:
+            # closing a broken source must not kill the thread
+            with contextlib.suppress(Exception):
+                source.close()
+
+    def _set_state(self, state: str) -> None:
+        with self._cond:
+            if self._state == "stopped":
+                return
+            self._state = state
+            self._cond.notify_all()
