@@ -30,7 +30,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--blur", type=int, metavar="N", help="blur the real background (strength 1-100)")
     a("--color", metavar="C", help="solid colour: #rrggbb, r,g,b or a name (white, blue...)")
     a("--mirror", action="store_true", default=None, help="flip the picture horizontally")
-    a("--model", metavar="NAME", help="segmentation model (selfie-landscape, selfie)")
+    a("--model", metavar="NAME",
+      help="segmentation model: auto, selfie-landscape, selfie, rvm (`vbg models`)")
+    a("--no-zoom", dest="zoom", action="store_false", default=None,
+      help="no second pass on a crop around a small person")
     a("--provider", choices=["auto", "cuda", "cpu"], help="inference provider")
     a("--threads", type=int, metavar="N", help="inference threads (0 = automatic)")
     a("--output", metavar="FILE", help="write the composited video to FILE (no virtual camera)")
@@ -51,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 LIVE_KEYS = ("camera", "size", "fps", "pixel_format", "wait_for_camera", "background", "video",
              "blur", "color", "mirror", "model", "provider", "threads", "output", "matte_output",
-             "virtual_camera", "device", "preview", "stats")
+             "virtual_camera", "device", "preview", "stats", "zoom")
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -75,13 +78,54 @@ def build_background(s: dict[str, Any]):
                            blur=s["blur"] or None, color=s["color"] or None)
 
 
-def build_refiner(s: dict[str, Any]):
+def choose_model(s: dict[str, Any]) -> str:
+    """`auto`: rvm when it is installed and a GPU provider really works, else the fast tier."""
+    if s["model"] != "auto":
+        return s["model"]
+    from vbg.segment.rvm import rvm_installed
+
+    if s["provider"] != "cpu" and rvm_installed() and cuda_works():
+        return "rvm"
+    return "selfie-landscape"
+
+
+def cuda_works() -> bool:
+    from vbg.models import verified_path
+    from vbg.segment.session import new_session, provider_label
+
+    try:
+        return provider_label(new_session(verified_path("selfie-landscape"), "auto")) == "cuda"
+    except VbgError:
+        return False
+
+
+def build_segmenter(s: dict[str, Any]):
+    from vbg.segment import new_segmenter
+    from vbg.segment.tracked import TrackedSegmenter
+
+    segmenter = new_segmenter(choose_model(s), s["provider"], s["threads"] or None)
+    if s["zoom"] and segmenter.name != "rvm":
+        segmenter = TrackedSegmenter(segmenter)
+    return segmenter
+
+
+def build_smoother(s: dict[str, Any], segmenter=None):
+    """Adaptive smoothing, unless the model carries its own temporal state (RVM)."""
+    from vbg.smoothing import TemporalSmoother
+
+    enabled = s["smoothing"]["enabled"] and not getattr(segmenter, "temporal", False)
+    return TemporalSmoother(tau=s["smoothing"]["tau"], enabled=enabled)
+
+
+def build_refiner(s: dict[str, Any], segmenter=None):
+    """Guided upsampling for low-res models; a full-resolution matte (RVM) is kept as it is."""
     from dataclasses import replace
 
     from vbg.refine import DEFAULTS, MatteRefiner
 
     r = s["refine"]
-    params = replace(DEFAULTS, guided=r["guided"], threshold=r["alpha_threshold"],
+    guided = r["guided"] and not getattr(segmenter, "full_resolution", False)
+    params = replace(DEFAULTS, guided=guided, threshold=r["alpha_threshold"],
                      contrast=r["contrast"], erode=r["erode"], feather=r["feather"])
     return MatteRefiner(params)
 
@@ -90,20 +134,19 @@ def run(args: argparse.Namespace) -> int:
     from vbg import composite, refine
     from vbg.capture import CaptureThread, open_source
     from vbg.pipeline import Pipeline, Stages
-    from vbg.segment import new_segmenter
     from vbg.sinks import make_sinks
-    from vbg.smoothing import TemporalSmoother
 
     s = settings_from(args)
     log = _logger()
     size = config.parse_size(s["size"]) if s["size"] else None
     background = build_background(s)  # fails now, naming the path, if unreadable
-    segmenter = new_segmenter(s["model"], s["provider"], s["threads"] or None)
-    log(f"vbg: model {segmenter.name} on {segmenter.provider.upper()}"
-        + (" (CUDA not usable, see `vbg doctor`)" if s["provider"] == "auto"
-           and segmenter.provider == "cpu" and args.verbose else ""))
-    smoother = TemporalSmoother(tau=s["smoothing"]["tau"], enabled=s["smoothing"]["enabled"])
-    refiner = build_refiner(s)
+    segmenter = build_segmenter(s)
+    why = " (chosen by --model auto)" if s["model"] == "auto" else ""
+    log(f"vbg: model {segmenter.name}{why} on {segmenter.provider.upper()}"
+        + ("; CUDA is not usable here, see `vbg doctor`" if s["provider"] == "auto"
+           and segmenter.provider == "cpu" else ""))
+    smoother = build_smoother(s, segmenter)
+    refiner = build_refiner(s, segmenter)
     compositor = composite.Compositor(background)
 
     def opener():
@@ -155,8 +198,8 @@ def _install_signals(pipeline, args: argparse.Namespace, log) -> None:
             return
         old = p.stages.compositor.background
         p.stages.compositor.background = new_bg
-        p.stages.refiner = build_refiner(s)
-        p.stages.smoother.enabled = s["smoothing"]["enabled"]
+        p.stages.refiner = build_refiner(s, p.stages.segmenter)
+        p.stages.smoother.enabled = build_smoother(s, p.stages.segmenter).enabled
         old.close()
         log("vbg: reloaded configuration and background")
 

@@ -56,8 +56,10 @@ class RvmSegmenter:
     of about `internal` px; state resets when the size or ratio changes, or on `reset()`."""
 
     def __init__(self, provider: str = "auto", threads: int | None = None,
-                 internal: int = 512, max_side: int = 1280) -> None:
+                 internal: int = 576, max_side: int = 1280) -> None:
         self.name = "rvm"
+        self.temporal = True  # recurrent state: no extra smoothing on top
+        self.full_resolution = True  # its own refiner: mattes at the working size
         self._session = new_session(rvm_path(), provider, threads)
         self.provider = provider_label(self._session)
         self.internal = internal
