@@ -29,7 +29,7 @@ def _blend(alpha: np.ndarray, prev: np.ndarray, grey: np.ndarray, prev_grey: np.
 class TemporalSmoother:
     """Adaptive smoothing of low-res alpha; `reset()` on scene cuts and model resets."""
 
-    def __init__(self, tau: float = 0.05, motion_gain: float = 12.0,
+    def __init__(self, tau: float = 0.08, motion_gain: float = 6.0,
                  scene_cut: float = 0.25, enabled: bool = True) -> None:
         self.tau = tau
         self.motion_gain = motion_gain

@@ -1,5 +1,5 @@
 """Zoom on the person: a second pass on a crop around where they were makes small or moving
-people as large to the network as a close-up (DAVIS IoU 0.73 -> 0.80 with the landscape model)."""
+people as large to the network as a close-up (DAVIS IoU 0.73 -> 0.84 with the landscape model)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,12 @@ class TrackedSegmenter:
     """Wraps a segmenter: whole-frame pass + a pass on the tracked person box, merged on a
     working canvas (long side `canvas`), returned as the low-res alpha."""
 
+    # Defaults measured with `vbg eval` on DAVIS (see README, matte quality): full-frame pass
+    # every 4th frame while zoomed costs nothing in IoU; the mirrored crop pass and holding the
+    # crop while the person stays inside it each cut dtSSD by ~0.1-0.4.
     def __init__(self, inner: Segmenter, canvas: int = 512, margin: float = 0.15,
-                 max_area: float = 0.6, smooth: float = 0.5) -> None:
+                 max_area: float = 0.6, stretch: float = 2.0, mirror: bool = True,
+                 full_every: int = 4, hold: float = 0.3) -> None:
         self.inner = inner
         self.name = inner.name
         self.input_size = inner.input_size
@@ -22,13 +26,19 @@ class TrackedSegmenter:
         self.canvas = canvas
         self.margin = margin  # box grows by this fraction of its size on each side
         self.max_area = max_area  # skip the zoom pass when the box covers more of the frame
-        self.smooth = smooth  # box follows the person with this EMA weight (grows at once)
+        self.stretch = stretch  # crop aspect may differ from the network's by up to this factor
+        self.mirror = mirror  # also run the crop mirrored and average (test-time augmentation)
+        self.full_every = max(1, full_every)  # whole-frame pass every N frames while zoomed
+        self.hold = hold  # keep the last crop while the person stays inside it (less jitter)
+        self._crop: tuple[int, int, int, int] | None = None
         self.zoomed = 0
+        self._count = 0
         self._frame_size: tuple[int, int] | None = None
         self._box: np.ndarray | None = None  # x0, y0, x1, y1 in canvas pixels (float)
 
     def reset(self) -> None:
         self._box = None
+        self._count = 0
         self.inner.reset()
 
     def _alloc(self, fw: int, fh: int) -> None:
@@ -37,6 +47,7 @@ class TrackedSegmenter:
         self._scale = scale
         # Pre-allocated canvas buffers (hot path), remade only when the frame size changes.
         self._out = np.zeros((self._ch, self._cw), np.float32)
+        self._full = np.zeros((self._ch, self._cw), np.float32)
         self._frame_size = (fw, fh)
         self._box = None
 
@@ -44,17 +55,34 @@ class TrackedSegmenter:
         fh, fw = frame.shape[:2]
         if self._frame_size != (fw, fh):
             self._alloc(fw, fh)
-        cv2.resize(self.inner(frame), (self._cw, self._ch), dst=self._out,
-                   interpolation=cv2.INTER_LINEAR)
         crop = self._crop_box(fw, fh)
+        if self.hold > 0 and crop is not None and self._crop is not None:
+            ox0, oy0, ox1, oy1 = self._crop
+            nx0, ny0, nx1, ny1 = crop
+            inside = nx0 >= ox0 and ny0 >= oy0 and nx1 <= ox1 and ny1 <= oy1
+            small = (ox1 - ox0) * (oy1 - oy0) <= (1 + self.hold) * (nx1 - nx0) * (ny1 - ny0)
+            if inside and small:
+                crop = self._crop
+        self._crop = crop
+        if crop is None or self._count % self.full_every == 0:
+            cv2.resize(self.inner(frame), (self._cw, self._ch), dst=self._full,
+                       interpolation=cv2.INTER_LINEAR)
+        self._count += 1
+        self._out[:] = self._full
         if crop is not None:
             x0, y0, x1, y1 = crop
-            roi = self.inner(frame[y0:y1, x0:x1])
             s = self._scale
             cx0, cy0 = round(x0 * s), round(y0 * s)
             cx1, cy1 = max(cx0 + 1, round(x1 * s)), max(cy0 + 1, round(y1 * s))
-            cv2.resize(roi, (cx1 - cx0, cy1 - cy0), dst=self._out[cy0:cy1, cx0:cx1],
+            dst = self._out[cy0:cy1, cx0:cx1]
+            size = (cx1 - cx0, cy1 - cy0)
+            cv2.resize(self.inner(frame[y0:y1, x0:x1]), size, dst=dst,
                        interpolation=cv2.INTER_LINEAR)
+            if self.mirror:
+                flipped = np.ascontiguousarray(frame[y0:y1, x0:x1, :][:, ::-1])
+                mirrored = cv2.resize(self.inner(flipped), size, interpolation=cv2.INTER_LINEAR)
+                dst += mirrored[:, ::-1]
+                dst *= 0.5
             self.zoomed += 1
         self._track()
         return self._out
@@ -66,26 +94,20 @@ class TrackedSegmenter:
         if cols.size == 0:
             self._box = None
             return
-        box = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
-        if self._box is None:
-            self._box = box
-        else:
-            follow = self.smooth * self._box + (1 - self.smooth) * box
-            # Grow at once (never cut a limb), shrink smoothly.
-            self._box = np.array([min(follow[0], box[0]), min(follow[1], box[1]),
-                                  max(follow[2], box[2]), max(follow[3], box[3])])
+        self._box = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
 
     def _crop_box(self, fw: int, fh: int) -> tuple[int, int, int, int] | None:
-        """Frame-pixel crop around the tracked box, at the network's aspect, or None."""
+        """Frame-pixel crop around the tracked box, near the network's aspect, or None."""
         if self._box is None:
             return None
         x0, y0, x1, y1 = self._box / self._scale
         bw, bh = (x1 - x0) * (1 + 2 * self.margin), (y1 - y0) * (1 + 2 * self.margin)
         aspect = self.input_size[0] / self.input_size[1]
-        if bw / max(bh, 1e-6) < aspect:
-            bw = bh * aspect
-        else:
-            bh = bw / aspect
+        ratio = bw / max(bh, 1e-6)
+        if ratio < aspect / self.stretch:
+            bw = bh * aspect / self.stretch
+        elif ratio > aspect * self.stretch:
+            bh = bw / (aspect * self.stretch)
         bw, bh = min(bw, fw), min(bh, fh)
         if bw * bh > self.max_area * fw * fh or bw < 8 or bh < 8:
             return None
