@@ -149,7 +149,7 @@ class Pipeline:
         t0 = time.perf_counter()
         low = st.segmenter(image)
         t1 = time.perf_counter()
-        low = st.smoother(low, image, frame.timestamp)
+        low = st.smoother(low, image, self._media_time(frame))
         t2 = time.perf_counter()
         alpha = st.refiner(image, low)
         t3 = time.perf_counter()
@@ -164,6 +164,15 @@ class Pipeline:
         s.add_stage("refine", (t3 - t2) * 1e3)
         s.add_stage("composite", (t4 - t3) * 1e3)
         return out
+
+    def _media_time(self, frame: Frame) -> float:
+        """Time of the frame in the scene: capture time live, position in the file otherwise
+        (unpaced file frames arrive faster than they were filmed)."""
+        if self.realtime:
+            return frame.timestamp
+        info = getattr(self.capture, "info", None)
+        fps = getattr(info, "fps", None) or self.fps
+        return frame.index / fps
 
     def _fit(self, image: np.ndarray) -> np.ndarray:
         """Mirror if asked, and keep every frame at the output size fixed by the first one."""

@@ -16,7 +16,7 @@ from vbg.capture.sources import Source, SourceInfo, as_bgr
 from vbg.errors import CameraError
 
 BACKOFF_START = 0.25  # seconds before the first reopen attempt after a failure
-BACKOFF_MAX = 2.0
+BACKOFF_MAX = 1.0  # a returning camera is picked up within about a second
 LOSSLESS_QUEUE = 3  # frames buffered ahead in realtime=False mode
 STOP_JOIN = 0.5  # how long stop() waits for the thread before leaving it (it is a daemon)
 
