@@ -42,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--virtual-camera", dest="virtual_camera", action="store_true", default=None,
       help="keep the virtual camera on as well as --output")
     a("--device", metavar="DEV", help="v4l2loopback device for the virtual camera")
+    a("--vcam-backend", dest="vcam_backend", metavar="NAME",
+      help="pyvirtualcam backend (v4l2loopback, obs, unitycapture; default: the platform's)")
+    a("--loop", action="store_true", help="file sources: start again at the end")
     a("--preview", action="store_true", default=None, help="show a preview window")
     a("--frames", type=int, metavar="N", help="stop after N output frames")
     a("--no-realtime", dest="no_realtime", action="store_true",
@@ -154,10 +157,11 @@ def run(args: argparse.Namespace) -> int:
                            pixel_format=s["pixel_format"])
 
     capture = CaptureThread(opener, realtime=not args.no_realtime,
-                            wait_for_camera=s["wait_for_camera"])
+                            wait_for_camera=s["wait_for_camera"], loop=args.loop)
     sinks = make_sinks(output=s["output"] or None, matte_output=s["matte_output"] or None,
-                       virtual_camera=s["virtual_camera"], preview=s["preview"],
-                       device=s["device"] or None)
+                       virtual_camera=True if s["virtual_camera"] else None,
+                       preview=s["preview"], device=s["device"] or None,
+                       backend=args.vcam_backend)
     # Warm everything before the first frame: kernels compiled, threads started, session run.
     t0 = time.perf_counter()
     composite.warm_up()
