@@ -1,0 +1,469 @@
+"""Backgrounds for the compositor: image, looping video, colour, blur, transparent."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+import threading
+import time
+from typing import Protocol
+
+import cv2
+import numpy as np
+from numba import njit, prange, types
+
+from vbg.errors import BackgroundError, ConfigError
+
+DEFAULT_BLUR = 15
+MAX_BLUR = 100
+COLOR_FORMS = "#rrggbb, rrggbb, #rgb, r,g,b (0-255) or a name: " + ", ".join(
+    ("white", "black", "green", "blue", "red", "gray", "grey")
+)
+# RGB values of the colour names; "blue" is the ID-photo blue.
+NAMED_COLORS_RGB = {
+    "white": (255, 255, 255),
+    "black": (0, 0, 0),
+    "green": (0, 255, 0),
+    "blue": (67, 142, 219),
+    "red": (255, 0, 0),
+    "gray": (128, 128, 128),
+    "grey": (128, 128, 128),
+}
+
+
+class Background(Protocol):
+    """What the compositor needs from a background (kind "color" also has `color`, BGR)."""
+
+    kind: str  # "image" | "video" | "color" | "blur" | "transparent"
+
+    def prepare(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray | None:
+        """BGR uint8 background at frame size (reused buffer), or None (colour/transparent)."""
+        ...
+
+    def close(self) -> None:
+        """Release threads and files."""
+        ...
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """Parse a colour given as hex, 'r,g,b' or a name; return it as (b, g, r)."""
+    value = text.strip().lower()
+    rgb: tuple[int, ...] | None = NAMED_COLORS_RGB.get(value)
+    if rgb is None and re.fullmatch(r"#?[0-9a-f]{6}", value):
+        digits = value.lstrip("#")
+        rgb = tuple(int(digits[i : i + 2], 16) for i in (0, 2, 4))
+    elif rgb is None and re.fullmatch(r"#[0-9a-f]{3}", value):
+        rgb = tuple(int(digit * 2, 16) for digit in value[1:])
+    elif rgb is None and re.fullmatch(r"\d{1,3}\s*,\s*\d{1,3}\s*,\s*\d{1,3}", value):
+        rgb = tuple(int(part) for part in value.split(","))
+        if max(rgb) > 255:
+            rgb = None
+    if rgb is None:
+        raise BackgroundError(f"invalid colour {text!r}: use {COLOR_FORMS}")
+    red, green, blue = rgb
+    return (blue, green, red)
+
+
+def cover_crop(src_size: tuple[int, int], dst_size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """Centred (x, y, w, h) crop of a src (w, h) image that has the aspect ratio of dst (w, h)."""
+    src_w, src_h = src_size
+    dst_w, dst_h = dst_size
+    if src_w * dst_h > dst_w * src_h:  # source is wider: crop the sides
+        crop_w, crop_h = max(1, round(src_h * dst_w / dst_h)), src_h
+    else:  # source is taller: crop top and bottom
+        crop_w, crop_h = src_w, max(1, round(src_w * dst_h / dst_w))
+    return (src_w - crop_w) // 2, (src_h - crop_h) // 2, crop_w, crop_h
+
+
+def cover_fit(
+    image: np.ndarray, size: tuple[int, int], out: np.ndarray | None = None, fast: bool = False
+) -> np.ndarray:
+    """Scale `image` to cover `size` (w, h) and centre-crop it, writing into `out` if given.
+
+    Shrinking uses INTER_AREA and enlarging INTER_CUBIC; with `fast` (per video frame)
+    INTER_LINEAR is used unless the image shrinks by more than 2x.
+    """
+    x, y, crop_w, crop_h = cover_crop((image.shape[1], image.shape[0]), size)
+    crop = image[y : y + crop_h, x : x + crop_w]
+    if (crop_w, crop_h) == tuple(size):
+        if out is None:
+            return crop.copy()
+        out[...] = crop
+        return out
+    shrink = crop_w / size[0]
+    if fast:
+        interpolation = cv2.INTER_AREA if shrink > 2 else cv2.INTER_LINEAR
+    else:
+        interpolation = cv2.INTER_AREA if shrink > 1 else cv2.INTER_CUBIC
+    return cv2.resize(crop, tuple(size), dst=out, interpolation=interpolation)
+
+
+def _frame_size(frame: np.ndarray) -> tuple[int, int]:
+    return frame.shape[1], frame.shape[0]
+
+
+def read_image(path: str | os.PathLike[str]) -> np.ndarray:
+    """Read an image file as BGR uint8 (any path, EXIF orientation applied)."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise BackgroundError(
+            f"background image {os.fspath(path)!r} not found: check the path"
+        ) from None
+    except OSError as exc:
+        raise BackgroundError(
+            f"background image {os.fspath(path)!r} cannot be read ({exc.strerror or exc}): "
+            "check that it is a readable file"
+        ) from None
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        raise BackgroundError(
+            f"background image {os.fspath(path)!r} is not an image OpenCV can decode: "
+            "use a JPEG, PNG, WebP, BMP or TIFF file"
+        )
+    # IMREAD_COLOR gives 3-channel uint8: grey expanded, alpha dropped, 16-bit scaled down.
+    return np.ascontiguousarray(image)
+
+
+class ImageBackground:
+    """A still image, cover-fitted to the frame size once per size."""
+
+    kind = "image"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._image = read_image(path)
+        self._fitted: dict[tuple[int, int], np.ndarray] = {}
+
+    def prepare(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """The image cover-fitted to the frame size (computed once per size, read-only)."""
+        size = _frame_size(frame)
+        fitted = self._fitted.get(size)
+        if fitted is None:
+            fitted = cover_fit(self._image, size)
+            fitted.flags.writeable = False
+            self._fitted[size] = fitted
+        return fitted
+
+    def close(self) -> None:
+        """Drop the cached images."""
+        self._fitted.clear()
+
+
+class ColorBackground:
+    """A solid colour; the compositor blends it with its own kernel."""
+
+    kind = "color"
+
+    def __init__(self, color: str | tuple[int, int, int]) -> None:
+        bgr = parse_color(color) if isinstance(color, str) else tuple(int(c) for c in color)
+        if len(bgr) != 3 or not all(0 <= c <= 255 for c in bgr):
+            raise BackgroundError(f"invalid colour {color!r} (b, g, r): use {COLOR_FORMS}")
+        self.color: tuple[int, int, int] = bgr  # B, G, R
+
+    def prepare(self, frame: np.ndarray, alpha: np.ndarray) -> None:
+        """No pixels: the compositor uses `color`."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class TransparentBackground:
+    """No background: the compositor outputs BGRA with the matte as alpha."""
+
+    kind = "transparent"
+
+    def prepare(self, frame: np.ndarray, alpha: np.ndarray) -> None:
+        """No pixels: the compositor writes BGRA."""
+        return None
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+# Blur background: normalized convolution B = blur(F*w) / blur(w), w = 1 - alpha, computed
+# on a shrunken frame. w is taken as (16321 - 64*alpha) / 16320, i.e. 1 - alpha plus a floor
+# of 1/16320, so blur(w) never reaches 0: deep inside the person B falls back smoothly to the
+# plain blurred frame, elsewhere the person's own pixels count ~1/16000 as much as the scene's.
+# One compiled version per kernel (C-contiguous, inputs may be read-only), loaded at import.
+_FRAME_IN = types.Array(types.uint8, 3, "C", readonly=True)
+_MATTE_IN = types.Array(types.uint8, 2, "C", readonly=True)
+_WEIGHTED = types.Array(types.float32, 3, "C")
+_IMAGE_OUT = types.Array(types.uint8, 3, "C")
+
+
+@njit(_WEIGHTED(_FRAME_IN, _MATTE_IN, _WEIGHTED), parallel=True, fastmath=True, cache=True)
+def _shrink_weighted(frame, alpha, out):  # pragma: no cover - compiled
+    """out (h/4, w/4, 4) float32 = 4x4 block means of (F*w, w), w = 16321 - 64*alpha."""
+    height, width = alpha.shape
+    used = out.shape[1] * 4  # full-res columns covered by whole blocks
+    rows = frame.reshape(height, width * 3)
+    for small_y in prange(out.shape[0]):
+        # Sum the 4 rows of this block row as flat B,G,R runs (vectorises), then reduce each
+        # block's 4 columns.
+        weighted = np.zeros(used * 3, np.int32)  # 16 px * 16321 * 255 < 2**31
+        weights = np.zeros(used, np.int32)
+        expanded = np.empty(used * 3, np.int32)
+        for y in range(4 * small_y, 4 * small_y + 4):
+            for x in range(used):
+                weight = 16321 - 64 * np.int32(alpha[y, x])
+                weights[x] += weight
+                expanded[3 * x] = weight
+                expanded[3 * x + 1] = weight
+                expanded[3 * x + 2] = weight
+            for i in range(used * 3):
+                weighted[i] += expanded[i] * np.int32(rows[y, i])
+        for small_x in range(out.shape[1]):
+            i, x = 12 * small_x, 4 * small_x
+            for c in range(3):
+                total = weighted[i + c] + weighted[i + c + 3] + weighted[i + c + 6]
+                total += weighted[i + c + 9]
+                out[small_y, small_x, c] = np.float32(total) * np.float32(1 / 16)
+            total = weights[x] + weights[x + 1] + weights[x + 2] + weights[x + 3]
+            out[small_y, small_x, 3] = np.float32(total) * np.float32(1 / 16)
+    return out
+
+
+@njit(_IMAGE_OUT(_WEIGHTED, _IMAGE_OUT), fastmath=True, cache=True)
+def _unweight(weighted, out):  # pragma: no cover - compiled
+    """out (uint8 BGR) = round(F*w / w); w >= floor > 0 after any blur."""
+    height, width = out.shape[:2]
+    for y in range(height):
+        for x in range(width):
+            scale = np.float32(1.0) / weighted[y, x, 3]
+            for c in range(3):
+                value = weighted[y, x, c] * scale + np.float32(0.5)
+                out[y, x, c] = np.uint8(min(max(value, np.float32(0.0)), np.float32(255.0)))
+    return out
+
+
+def _halved(size: tuple[int, int]) -> tuple[int, int]:
+    return max(1, size[0] // 2), max(1, size[1] // 2)
+
+
+class BlurBackground:
+    """The frame itself, blurred with the person masked out (no halo around them)."""
+
+    kind = "blur"
+
+    def __init__(self, strength: int = DEFAULT_BLUR) -> None:
+        if isinstance(strength, bool) or not isinstance(strength, int | np.integer):
+            raise BackgroundError(f"invalid blur strength {strength!r}: use an integer 1-100")
+        if not 0 < strength <= MAX_BLUR:
+            raise BackgroundError(
+                f"invalid blur strength {strength}: use an integer from 1 to {MAX_BLUR}"
+            )
+        self.strength = int(strength)
+        # Gaussian sigma in full-res pixels (blur radius ~ 2 sigma = strength). The frame is
+        # shrunk by a power of two (4..32) that leaves 1.5-3 px of sigma on the small image
+        # (less below strength 12), so the cost stays flat whatever the strength.
+        self.sigma = self.strength / 2
+        self.shrink = 4
+        while self.shrink < 32 and self.shrink * 2 <= self.sigma / 1.5:
+            self.shrink *= 2
+        self._size: tuple[int, int] | None = None
+
+    def _allocate(self, size: tuple[int, int]) -> None:
+        # Hot path: every buffer is allocated once per frame size.
+        width, height = size
+        small = (width // 4, height // 4)  # the last 0-3 columns/rows are left out
+        self._levels = [np.empty((small[1], small[0], 4), np.float32)]
+        factor = 4
+        while factor < self.shrink and min(small) > 1:
+            small, factor = _halved(small), factor * 2
+            self._levels.append(np.empty((small[1], small[0], 4), np.float32))
+        self._blurred = np.empty_like(self._levels[-1])
+        self._small_out = np.empty((small[1], small[0], 3), np.uint8)
+        small_sigma = self.sigma * small[0] / width
+        self._ksize = 2 * math.ceil(3 * small_sigma) + 1
+        self._small_sigma = small_sigma
+        self._out = np.empty((height, width, 3), np.uint8)
+        self._size = size
+
+    def prepare(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """B = blur(F*(1-a)) / blur(1-a) on a shrunken frame, enlarged to frame size."""
+        size = _frame_size(frame)
+        if min(size) < 4:  # too small to blur
+            return np.ascontiguousarray(frame)
+        if size != self._size:
+            self._allocate(size)
+        levels = self._levels
+        _shrink_weighted(np.ascontiguousarray(frame), np.ascontiguousarray(alpha), levels[0])
+        for larger, smaller in itertools.pairwise(levels):
+            # INTER_LINEAR at exactly 1/2 is the 2x2 block mean (an area resize).
+            size_wh = (smaller.shape[1], smaller.shape[0])
+            cv2.resize(larger, size_wh, dst=smaller, interpolation=cv2.INTER_LINEAR)
+        cv2.GaussianBlur(
+            levels[-1],
+            (self._ksize, self._ksize),
+            self._small_sigma,
+            dst=self._blurred,
+            borderType=cv2.BORDER_REFLECT,
+        )
+        _unweight(self._blurred, self._small_out)
+        cv2.resize(self._small_out, size, dst=self._out, interpolation=cv2.INTER_LINEAR)
+        return self._out
+
+    def close(self) -> None:
+        """Drop the buffers."""
+        self._size = None
+
+
+def warm_up() -> None:
+    """Compile (or load from cache) and run the blur kernels once."""
+    BlurBackground(15).prepare(np.zeros((16, 16, 3), np.uint8), np.zeros((16, 16), np.uint8))
+
+
+def _open_video(path: str) -> cv2.VideoCapture:
+    """Open a video file or raise BackgroundError naming it."""
+    if not os.path.isfile(path):
+        raise BackgroundError(f"background video {path!r} not found: check the path")
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        capture.release()
+        raise BackgroundError(
+            f"background video {path!r} cannot be opened: use a video file OpenCV/FFmpeg "
+            "can read (MP4/H.264, AVI/MJPG, WebM)"
+        )
+    return capture
+
+
+class VideoBackground:
+    """A looping video, played at its own fps by a decoder thread; latest frame wins."""
+
+    kind = "video"
+    _BUFFERS = 3  # triple buffer: one shown, one latest, one being written
+
+    def __init__(self, path: str | os.PathLike[str], loop: bool = True) -> None:
+        self.path = os.fspath(path)
+        self.loop = loop
+        self._capture = _open_video(self.path)
+        fps = self._capture.get(cv2.CAP_PROP_FPS)
+        self.fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else 30.0
+        self._raw = [np.empty(0, np.uint8), np.empty(0, np.uint8)]  # decode ping-pong
+        self._raw_latest = 0
+        if not self._read_raw(0):
+            self._capture.release()
+            raise BackgroundError(
+                f"background video {self.path!r} has no readable frames: "
+                "check that the file is a complete, supported video"
+            )
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._size: tuple[int, int] | None = None
+        self._fitted: list[np.ndarray] = []
+        self._latest = 0
+        self._shown = 0
+        self._generation = 0
+        self.rewinds = 0
+
+    def _read_raw(self, index: int) -> bool:
+        """Decode the next frame into raw buffer `index`; rewind once at end of file."""
+        ok, image = self._capture.read(self._raw[index] if self._raw[index].size else None)
+        if not ok and self.loop:
+            self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok, image = self._capture.read(self._raw[index] if self._raw[index].size else None)
+            if not ok:  # some containers cannot seek: reopen instead
+                self._capture.release()
+                self._capture = cv2.VideoCapture(self.path)
+                ok, image = self._capture.read()
+            self.rewinds += ok
+        if ok:
+            self._raw[index] = image
+        return bool(ok)
+
+    def _allocate(self, size: tuple[int, int]) -> None:
+        """New fitted buffers for `size`, the latest decoded frame in one of them (under lock)."""
+        width, height = size
+        self._fitted = [np.empty((height, width, 3), np.uint8) for _ in range(self._BUFFERS)]
+        cover_fit(self._raw[self._raw_latest], size, out=self._fitted[0], fast=True)
+        self._latest = self._shown = 0
+        self._size = size
+        self._generation += 1
+
+    def _run(self) -> None:
+        """Decoder thread: decode, cover-fit into a free buffer, publish at the frame's time."""
+        start = time.monotonic()
+        index = 1  # frame 0 was decoded at construction
+        raw = 1
+        while not self._stop.is_set():
+            due = start + index / self.fps
+            late = time.monotonic() - due
+            if late > 1:  # stalled (suspend, overload): resume from here, do not race to catch up
+                start, late = start + late, 0.0
+                due = start + index / self.fps
+            if late > 2 / self.fps and self._capture.grab():  # behind: skip without decoding
+                index += 1
+                continue
+            if not self._read_raw(raw):
+                return  # end of a non-looping video, or decode failure: keep the last frame
+            with self._lock:
+                self._raw_latest = raw
+                generation, size = self._generation, self._size
+                target = next(
+                    i for i in range(self._BUFFERS) if i not in (self._latest, self._shown)
+                )
+                buffer = self._fitted[target]
+            raw = 1 - raw
+            cover_fit(self._raw[1 - raw], size, out=buffer, fast=True)
+            if self._stop.wait(max(0.0, due - time.monotonic())):
+                return
+            with self._lock:
+                if generation == self._generation:
+                    self._latest = target
+            index += 1
+
+    def prepare(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """The video frame for now, cover-fitted to the frame size (reused buffers)."""
+        size = _frame_size(frame)
+        with self._lock:
+            if size != self._size:
+                self._allocate(size)
+            self._shown = self._latest
+            shown = self._fitted[self._shown]
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="vbg-video-bg", daemon=True)
+            self._thread.start()
+        return shown
+
+    def close(self) -> None:
+        """Stop the decoder thread and release the file."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+        self._capture.release()
+
+
+def make_background(
+    image: str | os.PathLike[str] | None = None,
+    video: str | os.PathLike[str] | None = None,
+    blur: int | None = None,
+    color: str | tuple[int, int, int] | None = None,
+    transparent: bool = False,
+) -> Background:
+    """Build the one background chosen; with none chosen, BlurBackground(DEFAULT_BLUR)."""
+    chosen = {
+        name: value
+        for name, value in (("image", image), ("video", video), ("blur", blur), ("color", color))
+        if value is not None
+    }
+    if transparent:
+        chosen["transparent"] = True
+    if len(chosen) > 1:
+        raise ConfigError(
+            f"choose one background, got {', '.join(chosen)}: "
+            "pass only one of image, video, blur, color, transparent"
+        )
+    if image is not None:
+        return ImageBackground(image)
+    if video is not None:
+        return VideoBackground(video)
+    if color is not None:
+        return ColorBackground(color)
+    if transparent:
+        return TransparentBackground()
+    return BlurBackground(DEFAULT_BLUR if blur is None else blur)

@@ -1,0 +1,197 @@
+"""Alpha compositing: numba uint8 fixed-point blends into pre-allocated buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange, types
+
+from vbg import background as backgrounds
+from vbg.background import Background
+
+# The blends compute round(x / 255) exactly for 0 <= x <= 65535 with (t + (t >> 8)) >> 8,
+# t = x + 128 (x / 255 is never exactly half-way), so they match the float64 reference
+# round(a/255*fg + (1-a/255)*bg) with 0 LSB error; every intermediate fits in uint16.
+# Rows are processed as flat B,G,R runs with the matte expanded to the same layout, so the
+# inner loop vectorises (2x faster than a per-pixel channel loop, measured).
+# Explicit signatures (C-contiguous; inputs may be read-only, e.g. a cached background) give one
+# compiled version per kernel, loaded from numba's cache at import.
+_IMAGE_IN = types.Array(types.uint8, 3, "C", readonly=True)
+_MATTE_IN = types.Array(types.uint8, 2, "C", readonly=True)
+_COLOR_IN = types.Array(types.uint8, 1, "C", readonly=True)
+_IMAGE_OUT = types.Array(types.uint8, 3, "C")
+_U16 = np.uint16
+
+
+@njit(inline="always")
+def _expand_matte_row(alpha, y, expanded):  # pragma: no cover - compiled
+    """expanded[3x + c] = alpha[y, x] for the three channels of each pixel."""
+    for x in range(alpha.shape[1]):
+        value = _U16(alpha[y, x])
+        expanded[3 * x] = value
+        expanded[3 * x + 1] = value
+        expanded[3 * x + 2] = value
+
+
+@njit(
+    _IMAGE_OUT(_IMAGE_IN, _IMAGE_IN, _MATTE_IN, _IMAGE_OUT),
+    parallel=True,
+    fastmath=True,
+    cache=True,
+)
+def _blend_kernel(fg, bg, alpha, out):  # pragma: no cover - compiled
+    height, width = alpha.shape
+    fg_rows = fg.reshape(height, width * 3)
+    bg_rows = bg.reshape(height, width * 3)
+    out_rows = out.reshape(height, width * 3)
+    for y in prange(height):
+        expanded = np.empty(width * 3, np.uint16)
+        _expand_matte_row(alpha, y, expanded)
+        for i in range(width * 3):
+            a = expanded[i]
+            t = a * _U16(fg_rows[y, i]) + (_U16(255) - a) * _U16(bg_rows[y, i]) + _U16(128)
+            out_rows[y, i] = np.uint8((t + (t >> _U16(8))) >> _U16(8))
+    return out
+
+
+@njit(
+    _IMAGE_OUT(_IMAGE_IN, _COLOR_IN, _MATTE_IN, _IMAGE_OUT),
+    parallel=True,
+    fastmath=True,
+    cache=True,
+)
+def _blend_color_kernel(fg, color, alpha, out):  # pragma: no cover - compiled
+    height, width = alpha.shape
+    fg_rows = fg.reshape(height, width * 3)
+    out_rows = out.reshape(height, width * 3)
+    color_row = np.empty(width * 3, np.uint16)  # B,G,R repeated along the row
+    for i in range(width * 3):
+        color_row[i] = _U16(color[i % 3])
+    for y in prange(height):
+        expanded = np.empty(width * 3, np.uint16)
+        _expand_matte_row(alpha, y, expanded)
+        for i in range(width * 3):
+            a = expanded[i]
+            t = a * _U16(fg_rows[y, i]) + (_U16(255) - a) * color_row[i] + _U16(128)
+            out_rows[y, i] = np.uint8((t + (t >> _U16(8))) >> _U16(8))
+    return out
+
+
+@njit(_IMAGE_OUT(_IMAGE_IN, _MATTE_IN, _IMAGE_OUT), parallel=True, fastmath=True, cache=True)
+def _to_bgra_kernel(fg, alpha, out):  # pragma: no cover - compiled
+    height, width = alpha.shape
+    for y in prange(height):
+        for x in range(width):
+            out[y, x, 0] = fg[y, x, 0]
+            out[y, x, 1] = fg[y, x, 1]
+            out[y, x, 2] = fg[y, x, 2]
+            out[y, x, 3] = alpha[y, x]
+    return out
+
+
+def _check_image(name: str, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Return `array` as C-contiguous uint8 of `shape` (copying only if not contiguous)."""
+    if array.dtype != np.uint8 or array.shape != shape:
+        raise ValueError(f"{name}: expected uint8 {shape}, got {array.dtype} {array.shape}")
+    return np.ascontiguousarray(array)
+
+
+def _check_out(out: np.ndarray, shape: tuple[int, ...]) -> None:
+    """Reject an output buffer the kernels cannot write in place."""
+    if out.dtype != np.uint8 or out.shape != shape:
+        raise ValueError(f"out: expected uint8 {shape}, got {out.dtype} {out.shape}")
+    if not out.flags.c_contiguous or not out.flags.writeable:
+        raise ValueError("out: must be a writeable C-contiguous array")
+
+
+def blend(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Write round(a*fg + (1-a)*bg) into `out` (uint8 HxWx3; alpha uint8 HxW, 255 = fg)."""
+    shape = (*alpha.shape[:2], 3)
+    _check_out(out, shape)
+    return _blend_kernel(
+        _check_image("fg", fg, shape),
+        _check_image("bg", bg, shape),
+        _check_image("alpha", alpha, shape[:2]),
+        out,
+    )
+
+
+def blend_color(
+    fg: np.ndarray, color_bgr: np.ndarray, alpha: np.ndarray, out: np.ndarray
+) -> np.ndarray:
+    """Write round(a*fg + (1-a)*color) into `out` (colour: uint8 (3,) BGR)."""
+    shape = (*alpha.shape[:2], 3)
+    _check_out(out, shape)
+    color = np.ascontiguousarray(color_bgr, dtype=np.uint8).reshape(3)
+    return _blend_color_kernel(
+        _check_image("fg", fg, shape), color, _check_image("alpha", alpha, shape[:2]), out
+    )
+
+
+def to_bgra(fg: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Write straight-alpha BGRA into `out` (HxWx4): BGR = frame, A = matte."""
+    shape = (*alpha.shape[:2], 4)
+    _check_out(out, shape)
+    return _to_bgra_kernel(
+        _check_image("fg", fg, (*shape[:2], 3)), _check_image("alpha", alpha, shape[:2]), out
+    )
+
+
+def warm_up() -> None:
+    """Compile (or load from cache) and run every kernel, blur ones included; starts numba."""
+    fg = np.zeros((4, 5, 3), np.uint8)
+    alpha = np.full((4, 5), 128, np.uint8)
+    blend(fg, fg, alpha, np.empty_like(fg))
+    blend_color(fg, np.zeros(3, np.uint8), alpha, np.empty_like(fg))
+    to_bgra(fg, alpha, np.empty((4, 5, 4), np.uint8))
+    backgrounds.warm_up()
+
+
+class Compositor:
+    """Composites frames over a background into one reused output buffer (BGR or BGRA)."""
+
+    def __init__(self, background: Background) -> None:
+        # One tuple so a swap from another thread is seen atomically by __call__.
+        self._state = (background, self._color_of(background))
+        self._out: np.ndarray | None = None
+
+    @staticmethod
+    def _color_of(background: Background) -> np.ndarray | None:
+        if background.kind != "color":
+            return None
+        return np.ascontiguousarray(background.color, dtype=np.uint8).reshape(3)
+
+    @property
+    def background(self) -> Background:
+        """The current background; assign a new one to swap it at run time."""
+        return self._state[0]
+
+    @background.setter
+    def background(self, background: Background) -> None:
+        # The caller closes the old background once it no longer needs it.
+        self._state = (background, self._color_of(background))
+
+    @property
+    def channels(self) -> int:
+        """3 (BGR) or 4 (BGRA, transparent background)."""
+        return 4 if self._state[0].kind == "transparent" else 3
+
+    def _output(self, height: int, width: int, channels: int) -> np.ndarray:
+        # Hot path: the output buffer is allocated once per frame size / channel count.
+        shape = (height, width, channels)
+        if self._out is None or self._out.shape != shape:
+            self._out = np.empty(shape, np.uint8)
+        return self._out
+
+    def __call__(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Composite `frame` (BGR) with matte `alpha` (uint8, 255 = person); returns the buffer."""
+        background, color = self._state
+        height, width = frame.shape[:2]
+        if background.kind == "transparent":
+            return to_bgra(frame, alpha, self._output(height, width, 4))
+        out = self._output(height, width, 3)
+        if color is not None:
+            return blend_color(frame, color, alpha, out)
+        bg = background.prepare(frame, alpha)
+        if bg is None:
+            raise ValueError(f"{background.kind} background returned no pixels")
+        return blend(frame, bg, alpha, out)
