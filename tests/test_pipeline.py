@@ -146,3 +146,39 @@ def test_stop_from_another_thread() -> None:
     p.run()
     assert time.monotonic() - t0 < 1.0
     assert sink.closed and cap.stopped
+
+
+def test_still_scene_reuses_the_matte_until_something_moves() -> None:
+    from vbg.pipeline import StillScene
+
+    rng = np.random.default_rng(3)
+    base = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
+    still = StillScene(refresh=5)
+    assert not still.unchanged(base)  # nothing to compare with yet
+    noisy = np.clip(base.astype(int) + rng.integers(-1, 2, base.shape), 0, 255).astype(np.uint8)
+    assert still.unchanged(noisy)  # sensor noise is not motion
+    moved = base.copy()
+    moved[100:200, 300:400] = 255 - moved[100:200, 300:400]  # a hand moves in one place
+    assert not still.unchanged(moved)
+    assert [still.unchanged(moved) for _ in range(6)] == [True] * 5 + [False]  # refresh
+
+
+def test_pipeline_counts_reused_mattes() -> None:
+    cap, sink = FakeCapture(20), RecordingSink()
+    cap_frames = []
+
+    class StillCapture(FakeCapture):
+        def get(self, timeout):
+            f = super().get(timeout)
+            if f is not None:
+                f.image[:] = 90  # the same picture every time
+                cap_frames.append(f)
+            return f
+
+    still_cap = StillCapture(20)
+    stats = Pipeline(still_cap, stages(), [sink], fps=30, realtime=False).run()
+    assert stats.frames_out == 20
+    assert stats.mattes_reused == 19
+    stats = Pipeline(cap, stages(), [RecordingSink()], fps=30, realtime=False,
+                     reuse_still=False).run()
+    assert stats.mattes_reused == 0

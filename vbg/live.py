@@ -61,7 +61,11 @@ LIVE_KEYS = ("camera", "size", "fps", "pixel_format", "wait_for_camera", "backgr
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
-    settings = config.load(args.config)
+    """Defaults < --config FILE (else ~/.config/vbg/config.toml if it exists) < flags."""
+    cfg = args.config
+    if cfg is None and config.USER_CONFIG.is_file():
+        cfg = config.USER_CONFIG
+    settings = config.load(cfg)
     flags = {k: getattr(args, k, None) for k in LIVE_KEYS}
     if flags["fps"] is not None:
         flags["fps"] = float(flags["fps"])
@@ -176,7 +180,8 @@ def run(args: argparse.Namespace) -> int:
         log(f"vbg: camera {info}")
     pipeline = Pipeline(capture, Stages(segmenter, smoother, refiner, compositor), sinks,
                         fps=s["fps"], realtime=not args.no_realtime, max_frames=args.frames,
-                        mirror=s["mirror"], stats=s["stats"], log=log)
+                        mirror=s["mirror"], stats=s["stats"], log=log,
+                        reuse_still=s["reuse_still"])
     _install_signals(pipeline, args, log)
     for sink in sinks:
         log(f"vbg: output -> {sink.name}")

@@ -33,6 +33,7 @@ class RunStats:
 
     frames_out: int = 0
     frames_processed: int = 0
+    mattes_reused: int = 0
     fillers: int = 0
     skipped_fast: int = 0
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=2000))
@@ -42,12 +43,44 @@ class RunStats:
         self.stage_ms.setdefault(name, deque(maxlen=2000)).append(ms)
 
 
+class StillScene:
+    """Cheap motion check on a tiny grey thumbnail: is the scene the same as when the matte
+    was last computed? Forces a fresh matte at least every `refresh` frames."""
+
+    def __init__(self, mean_level: float = 1.5, peak_level: float = 16.0,
+                 refresh: int = 30) -> None:
+        self.mean_level = mean_level  # mean |difference| in grey levels, whole thumbnail
+        self.peak_level = peak_level  # any thumbnail pixel changing more counts as motion
+        self.refresh = refresh
+        self._have_ref = False
+        # Pre-allocated thumbnails (hot path).
+        self._ref = np.zeros((45, 80), np.uint8)
+        self._bgr = np.zeros((45, 80, 3), np.uint8)
+        self._grey = np.zeros((45, 80), np.uint8)
+        self._diff = np.zeros((45, 80), np.uint8)
+        self._age = 0
+
+    def unchanged(self, image: np.ndarray) -> bool:
+        step = max(1, image.shape[1] // 320)
+        cv2.resize(image[::step, ::step], (80, 45), dst=self._bgr,
+                   interpolation=cv2.INTER_AREA)
+        cv2.cvtColor(self._bgr, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        if self._have_ref and self._age < self.refresh:
+            cv2.absdiff(self._grey, self._ref, dst=self._diff)
+            if cv2.mean(self._diff)[0] < self.mean_level and self._diff.max() < self.peak_level:
+                self._age += 1
+                return True
+        np.copyto(self._ref, self._grey)
+        self._have_ref, self._age = True, 0
+        return False
+
+
 class Pipeline:
     """Wires a capture thread, the stages and the sinks; `run()` until stopped or done."""
 
     def __init__(self, capture: CaptureThread, stages: Stages, sinks: list, fps: float,
                  realtime: bool = True, max_frames: int | None = None, mirror: bool = False,
-                 stats: bool = False, log=print) -> None:
+                 stats: bool = False, log=print, reuse_still: bool = True) -> None:
         self.capture = capture
         self.stages = stages
         self.sinks = sinks
@@ -58,6 +91,7 @@ class Pipeline:
         self.print_stats = stats
         self.log = log
         self.stats = RunStats()
+        self.still = StillScene() if reuse_still else None
         self._stop = threading.Event()
         self._reload: Any = None
         self._size: tuple[int, int] | None = None  # output (w, h), fixed by the first frame
@@ -146,6 +180,15 @@ class Pipeline:
     def _process(self, frame: Frame) -> np.ndarray:
         st = self.stages
         image = self._fit(frame.image)
+        if self.still is not None and self.still.unchanged(image) and self._last_alpha is not None:
+            # Nothing moved: the last matte still fits; only the blend is redone.
+            t3 = time.perf_counter()
+            out = st.compositor(image, self._last_alpha)
+            self.stats.add_stage("composite", (time.perf_counter() - t3) * 1e3)
+            self.stats.mattes_reused += 1
+            self.stats.frames_processed += 1
+            self._last_output = out
+            return out
         t0 = time.perf_counter()
         low = st.segmenter(image)
         t1 = time.perf_counter()
