@@ -1,0 +1,545 @@
+"""`vbg bench`: CPU, fps, latency and memory of the real live pipeline, and of the typical tool.
+
+What is measured (after the first --warmup frames):
+- cpu_ms_per_frame: time.process_time() of the whole process (every thread: capture, onnxruntime,
+  numba) over the measured frames, divided by their number. Sleeping and waiting cost nothing.
+- stage_ms: medians (over the last <= 2000 measured frames) of wall time per stage. decode =
+  Source.read() on the capture thread (~0 for the in-memory clip); preprocess = resize, colour
+  and scaling into the network input; inference = onnxruntime's run() alone; composite includes
+  preparing the background (composite_background, e.g. the blur); sink = the I420 conversion the
+  virtual camera needs (NullSink), without a device.
+- latency_ms: capture timestamp (taken when read() returned) -> sink write done.
+  lossless mode (default): every frame processed as fast as possible; the capture thread runs up
+  to 3 frames ahead, so the latency includes waiting in that queue (throughput-bound, not what a
+  camera user sees). paced mode (--fps F): frames arrive at F fps like a camera and live mode's
+  paced loop runs (latest frame wins); the latency is what a viewer of the virtual camera gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from vbg import config
+from vbg.capture import Source, SourceInfo
+from vbg.errors import ConfigError, VbgError
+
+ROOT = Path(__file__).resolve().parent.parent
+PORTRAIT = ROOT / "samples" / "astronaut.png"
+SCENE = ROOT / "backgrounds" / "launch.jpg"  # the "room" behind the person in the bench clip
+RING_FRAMES = 60
+DEFAULT_SIZE = "1280x720"
+STAGES = ("decode", "preprocess", "inference", "smoothing", "refine", "composite",
+          "composite_background", "sink")
+KEYS = ("size", "frames", "warmup", "mode", "fps", "model", "provider", "background", "source",
+        "stage_ms", "cpu_ms_per_frame", "wall_fps", "latency_ms_p50", "latency_ms_p95", "rss_mb",
+        "rss_growth_mb", "dropped", "fillers", "machine")
+BASELINE_KEYS = ("baseline_stage_ms", "baseline_cpu_ms_per_frame", "baseline_wall_fps",
+                 "baseline_latency_ms_p50", "baseline_latency_ms_p95", "baseline_cpu_ratio")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("--size", metavar="WxH", help=f"frame size (default {DEFAULT_SIZE}; a --source file: "
+      "its own size unless given)")
+    a("--frames", type=int, default=300, metavar="N", help="measured frames (default 300)")
+    a("--warmup", type=int, default=30, metavar="N",
+      help="frames run first and left out of every figure (default 30)")
+    a("--model", default="selfie-landscape", metavar="NAME", help="segmentation model")
+    a("--provider", default="auto", choices=["auto", "cuda", "cpu"], help="inference provider")
+    a("--threads", type=int, default=0, metavar="N", help="inference threads (0 = automatic)")
+    a("--source", metavar="FILE", help="a video file or stream instead of the in-memory clip "
+      "(its decode time is then reported)")
+    a("--background", metavar="IMG", help="background image (default: live mode's blur)")
+    a("--blur", type=int, metavar="N", help="blur strength 1-100 (default: live mode's)")
+    a("--fps", type=float, metavar="F", help="paced mode: frames arrive at F fps like a camera "
+      "(default: lossless, as fast as possible)")
+    a("--baseline", action="store_true",
+      help="also run the typical Python tool on the same frames and compare CPU")
+    a("--json", action="store_true", help="print the results as one JSON object (last line)")
+
+
+# -- the in-memory clip ---------------------------------------------------------------------
+
+def _person_layer() -> tuple[np.ndarray, np.ndarray]:
+    """The portrait and its matte (vbg's own models, computed once, not measured)."""
+    from vbg.refine import MatteRefiner
+    from vbg.segment import new_segmenter
+
+    portrait = cv2.imread(str(PORTRAIT), cv2.IMREAD_COLOR)
+    if portrait is None:
+        raise VbgError(f"bench sample {PORTRAIT} is missing or unreadable; restore it with "
+                       "`git checkout -- samples/`, or give --source FILE")
+    low = new_segmenter("selfie", "cpu")(portrait).copy()
+    matte = MatteRefiner()(portrait, low)
+    return portrait, cv2.erode(matte, np.ones((5, 5), np.uint8))  # no halo of the old scene
+
+
+def _scene(size: tuple[int, int]) -> np.ndarray:
+    from vbg.background import cover_fit
+
+    scene = cv2.imread(str(SCENE), cv2.IMREAD_COLOR)
+    if scene is None:
+        raise VbgError(f"bench scene {SCENE} is missing or unreadable; restore it with "
+                       "`git checkout -- backgrounds/`, or give --source FILE")
+    return cover_fit(scene, size)
+
+
+def make_clip(size: tuple[int, int], count: int = RING_FRAMES, seed: int = 0) -> list[np.ndarray]:
+    """`count` distinct BGR frames: the portrait sways, zooms and tilts over a scene, with
+    sensor-like noise; a loop (the last frame leads smoothly into the first)."""
+    w, h = size
+    portrait, matte = _person_layer()
+    scene = _scene(size).astype(np.float32)
+    noise = np.random.default_rng(seed).normal(0.0, 2.0, (h, w, 3)).astype(np.float32)
+    # Portrait rows 15 (top of the hair) .. 512 (shoulders, cut) span 1.0 h: the head sits near
+    # the top and the cut edge stays below the frame whatever the sway.
+    base = h / 497.0
+    pivot = (256.0, 400.0)  # chest, in portrait pixels
+    frames = []
+    for i in range(count):
+        t = 2 * np.pi * i / count
+        zoom = base * (1 + 0.05 * np.sin(t + 1.0))
+        angle = 4.0 * np.sin(2 * t)
+        m = cv2.getRotationMatrix2D(pivot, angle, zoom)
+        m[0, 2] += w / 2 - pivot[0] + 0.06 * w * np.sin(t)
+        m[1, 2] += 0.895 * h - pivot[1] + 0.02 * h * np.sin(3 * t)
+        person = cv2.warpAffine(portrait, m, size, flags=cv2.INTER_LINEAR).astype(np.float32)
+        alpha = cv2.warpAffine(matte, m, size, flags=cv2.INTER_LINEAR)[..., None] / 255.0
+        frame = person * alpha + scene * (1.0 - alpha)
+        frame += np.roll(noise, 37 * i, axis=1)  # sensor-like noise, different every frame
+        frames.append(np.ascontiguousarray(np.clip(frame + 0.5, 0, 255).astype(np.uint8)))
+    return frames
+
+
+class RingSource(Source):
+    """Endless frames from a pre-built ring (no decode); behaves as a file, paced or not."""
+
+    is_file = True
+    is_live = False
+
+    def __init__(self, frames: list[np.ndarray], fps: float = 0.0) -> None:
+        h, w = frames[0].shape[:2]
+        self._frames = frames
+        self._next = 0
+        self.info = SourceInfo(f"in-memory clip ({len(frames)} frames)", w, h, fps, "BGR")
+
+    def read(self) -> np.ndarray:
+        frame = self._frames[self._next]  # shared, read-only by every stage: no copy
+        self._next = (self._next + 1) % len(self._frames)
+        return frame
+
+
+class TimedSource(Source):
+    """Wraps a source: times read() (decode), resizes to `size`, can present another fps."""
+
+    def __init__(self, inner: Source, decode_ms: deque, size: tuple[int, int] | None = None,
+                 fps: float | None = None) -> None:
+        self._inner = inner
+        self._decode_ms = decode_ms
+        self._size = size
+        info = inner.info
+        if size:
+            info = dataclasses.replace(info, width=size[0], height=size[1])
+        if fps:
+            info = dataclasses.replace(info, fps=fps)
+        self.info = info
+        self.is_file = inner.is_file
+        self.is_live = inner.is_live
+
+    def read(self) -> np.ndarray | None:
+        t0 = time.perf_counter()
+        image = self._inner.read()
+        if image is not None and self._size and image.shape[1::-1] != self._size:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        self._decode_ms.append((time.perf_counter() - t0) * 1e3)
+        return image
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def interrupt(self) -> None:
+        self._inner.interrupt()
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+def rss_mb() -> float:
+    """Current resident set size of this process, MB."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource  # no /proc: the peak is the best there is
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict[str, Any]:
+    """CPU count and model, load, and the thread settings that change the figures."""
+    model = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
+                         model)
+    except OSError:
+        pass
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    try:
+        import numba
+
+        layer = numba.threading_layer()  # known once a parallel kernel has run
+    except (ImportError, ValueError):
+        layer = None
+    return {"cpus": os.cpu_count(), "cpus_usable": usable, "cpu_model": model,
+            "loadavg_1min": load, "numba_threading_layer": layer,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
+
+
+class Window:
+    """CPU, wall clock and RSS between the end of warm-up and the last measured frame."""
+
+    def __init__(self) -> None:
+        self.cpu0 = self.cpu1 = self.wall0 = self.wall1 = 0.0
+        self.rss0 = self.rss1 = 0.0
+
+    def start(self) -> None:
+        self.rss0 = rss_mb()
+        self.cpu0, self.wall0 = time.process_time(), time.monotonic()
+
+    def stop(self) -> None:
+        self.cpu1, self.wall1 = time.process_time(), time.monotonic()
+        self.rss1 = rss_mb()
+
+    def figures(self, frames: int) -> dict[str, float]:
+        wall = max(self.wall1 - self.wall0, 1e-9)
+        return {"cpu_ms_per_frame": (self.cpu1 - self.cpu0) * 1e3 / frames,
+                "wall_fps": frames / wall, "rss_mb": self.rss1,
+                "rss_growth_mb": self.rss1 - self.rss0}
+
+
+class MeasuringSink:
+    """The NullSink (I420 conversion) that also marks the measured window by frame count."""
+
+    def __init__(self, warmup: int, frames: int, window: Window, on_warm) -> None:
+        from vbg.sinks import NullSink
+
+        self.inner = NullSink()
+        self.name = "null (measuring)"
+        self.warmup, self.end = warmup, warmup + frames
+        self.window, self.on_warm = window, on_warm
+        self.written = 0
+
+    def open(self, width: int, height: int, fps: float, channels: int = 3) -> None:
+        self.inner.open(width, height, fps, channels)
+
+    def write(self, frame: np.ndarray, alpha: np.ndarray | None = None,
+              timestamp: float | None = None) -> None:
+        if self.written == self.warmup and self.warmup:
+            self.on_warm()  # drops the warm-up figures (and this frame's stage times: one frame)
+        self.inner.write(frame, alpha, timestamp)
+        self.written += 1
+        if self.written == self.warmup:
+            self.window.start()
+        elif self.written == self.end:
+            self.window.stop()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _median(values) -> float | None:
+    return float(np.median(values)) if len(values) else None
+
+
+def _latency(values) -> tuple[float, float]:
+    p50, p95 = np.percentile(np.asarray(values, dtype=np.float64), [50, 95]) if values else (0, 0)
+    return float(p50), float(p95)
+
+
+class SessionTimer:
+    """Stands in for a segmenter's onnxruntime session to time run() apart from preprocessing."""
+
+    def __init__(self, session, run_ms: deque) -> None:
+        self._session, self.run_ms = session, run_ms
+
+    def run(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return self._session.run(*args, **kwargs)
+        finally:
+            self.run_ms.append((time.perf_counter() - t0) * 1e3)
+
+    def __getattr__(self, name: str):
+        return getattr(self._session, name)
+
+
+class BackgroundTimer:
+    """Stands in for the compositor's background to time prepare() (e.g. the blur)."""
+
+    def __init__(self, background, prepare_ms: deque) -> None:
+        self._background, self.prepare_ms = background, prepare_ms
+
+    def prepare(self, frame: np.ndarray, alpha: np.ndarray):
+        t0 = time.perf_counter()
+        try:
+            return self._background.prepare(frame, alpha)
+        finally:
+            self.prepare_ms.append((time.perf_counter() - t0) * 1e3)
+
+    def __getattr__(self, name: str):
+        return getattr(self._background, name)
+
+
+# -- vbg's pipeline -------------------------------------------------------------------------
+
+def live_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Live mode's settings (configs/default.toml) with the bench's flags applied."""
+    flags = {"model": args.model, "provider": args.provider, "threads": args.threads,
+             "background": args.background, "blur": args.blur}
+    return config.apply_flags(config.load(None), flags)
+
+
+def build_stages(s: dict[str, Any]):
+    """The stages exactly as live mode builds and warms them."""
+    from vbg import composite, live, refine
+    from vbg.pipeline import Stages
+    from vbg.segment import new_segmenter
+    from vbg.smoothing import TemporalSmoother
+
+    background = live.build_background(s)
+    segmenter = new_segmenter(s["model"], s["provider"], s["threads"] or None)
+    smoother = TemporalSmoother(tau=s["smoothing"]["tau"], enabled=s["smoothing"]["enabled"])
+    stages = Stages(segmenter, smoother, live.build_refiner(s), composite.Compositor(background))
+    composite.warm_up()
+    refine.warm_up()
+    smoother.warm_up()
+    segmenter(np.zeros((64, 64, 3), np.uint8))
+    return stages
+
+
+def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int) -> dict[str, Any]:
+    """Frames through CaptureThread + Pipeline into the measuring NullSink; the figures."""
+    from vbg.capture import CaptureThread
+    from vbg.pipeline import Pipeline
+
+    extra: dict[str, deque] = {name: deque(maxlen=2000) for name in ("decode", "run", "bg")}
+    session = getattr(stages.segmenter, "_session", None)
+    if session is not None:  # SelfieSegmenter-like: time session.run() apart
+        stages.segmenter._session = SessionTimer(session, extra["run"])
+    stages.compositor.background = BackgroundTimer(stages.compositor.background, extra["bg"])
+    window = Window()
+    paced = bool(fps)
+    capture = CaptureThread(lambda: opener(extra["decode"]), realtime=paced, loop=True)
+
+    def on_warm() -> None:
+        for values in (*pipeline.stats.stage_ms.values(), *extra.values()):
+            values.clear()
+        pipeline.stats.latencies_ms.clear()
+
+    sink = MeasuringSink(warmup, frames, window, on_warm)
+    capture.start()
+    pipeline = Pipeline(capture, stages, [sink], fps=fps or 30.0, realtime=paced,
+                        max_frames=warmup + frames, log=_log)
+    if warmup == 0:
+        window.start()
+    stats = pipeline.run()
+    if sink.written < warmup + frames:
+        raise VbgError(f"the input ended after {sink.written} frames; ask for fewer --frames")
+    st = stats.stage_ms
+    total, run = list(st.get("inference", ())), list(extra["run"])
+    stage_ms = {
+        "decode": _median(extra["decode"]),
+        "preprocess": (_median([a - b for a, b in zip(total, run, strict=False)])
+                       if session is not None else None),
+        "inference": _median(run) if session is not None else _median(total),
+        "smoothing": _median(st.get("smoothing", ())),
+        "refine": _median(st.get("refine", ())),
+        "composite": _median(st.get("composite", ())),
+        "composite_background": _median(extra["bg"]),
+        "sink": _median(st.get("sink", ())),
+    }
+    p50, p95 = _latency(stats.latencies_ms)
+    return {"stage_ms": stage_ms, **window.figures(frames), "latency_ms_p50": p50,
+            "latency_ms_p95": p95, "dropped": capture.stats()["dropped"] + stats.skipped_fast,
+            "fillers": stats.fillers}
+
+
+# -- the typical tool -----------------------------------------------------------------------
+
+def run_baseline(tool, opener, fps: float | None, warmup: int, frames: int) -> dict[str, Any]:
+    """The typical tool's single-threaded loop: read, compose, convert for the camera."""
+    from vbg.sinks import NullSink
+
+    decode_ms: deque = deque(maxlen=2000)
+    source: Source = opener(decode_ms)
+    sink, window = NullSink(), Window()
+    latencies: deque = deque(maxlen=2000)
+    sink_ms: deque = deque(maxlen=2000)
+    period = 1.0 / fps if fps else 0.0
+    due = time.monotonic()
+    for i in range(warmup + frames):
+        if i == warmup:
+            tool.clear_stats()
+            for values in (latencies, sink_ms, decode_ms):
+                values.clear()
+            window.start()
+        if period:  # a camera delivers the next frame at its own pace
+            time.sleep(max(0.0, due - time.monotonic()))
+            due = max(due + period, time.monotonic() - period)
+        frame = source.read()
+        if frame is None:  # file ended: start it again, as the vbg run loops it
+            source.close()
+            source = opener(decode_ms)
+            frame = source.read()
+        captured = time.monotonic()
+        out = tool(frame)
+        t0 = time.perf_counter()
+        if i == 0:
+            sink.open(out.shape[1], out.shape[0], fps or 30.0)
+        sink.write(out)
+        sink_ms.append((time.perf_counter() - t0) * 1e3)
+        latencies.append((time.monotonic() - captured) * 1e3)
+    window.stop()
+    source.close()
+    figures = window.figures(frames)
+    p50, p95 = _latency(latencies)
+    stage_ms = {"decode": _median(decode_ms),
+                **{name: _median(v) for name, v in tool.stage_ms.items()},
+                "sink": _median(sink_ms)}
+    return {"baseline_stage_ms": stage_ms,
+            "baseline_cpu_ms_per_frame": figures["cpu_ms_per_frame"],
+            "baseline_wall_fps": figures["wall_fps"],
+            "baseline_latency_ms_p50": p50, "baseline_latency_ms_p95": p95}
+
+
+# -- the command ----------------------------------------------------------------------------
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.frames < 1:
+        raise ConfigError(f"--frames {args.frames}: give 1 or more")
+    if args.warmup < 0:
+        raise ConfigError(f"--warmup {args.warmup}: give 0 or more")
+    if args.baseline and args.warmup < 1:
+        raise ConfigError("--baseline needs --warmup 1 or more (the first frames allocate)")
+    if args.fps is not None and not 1 <= args.fps <= 240:
+        raise ConfigError(f"--fps {args.fps:g} is out of range (1-240)")
+    if args.background and args.blur:
+        raise ConfigError("choose one background: --background IMG or --blur N, not both")
+
+
+def _openers(args: argparse.Namespace, size: tuple[int, int] | None):
+    """(opener(decode_ms) -> Source for vbg, description, frame size)."""
+    if args.source:
+        from vbg.capture import open_source
+
+        probe = open_source(args.source)  # fails now, naming the file, if unusable
+        native = (probe.info.width, probe.info.height)
+        probe.close()
+
+        def opener(decode_ms: deque) -> Source:
+            return TimedSource(open_source(args.source), decode_ms, size, args.fps)
+
+        return opener, args.source, size or native
+    size = size or config.parse_size(DEFAULT_SIZE)
+    _log(f"vbg bench: building a {RING_FRAMES}-frame {size[0]}x{size[1]} clip in memory")
+    clip = make_clip(size)
+
+    def ring(decode_ms: deque) -> Source:
+        return TimedSource(RingSource(clip, args.fps or 0.0), decode_ms)
+
+    return ring, RingSource(clip).info.name, size
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    size = config.parse_size(args.size) if args.size else None
+    s = live_settings(args)
+    # Stages first, in live mode's order, so the process is set up as live mode sets it up
+    # (e.g. thread settings made at import) before the clip builder runs any kernel.
+    stages = build_stages(s)
+    opener, source_name, size = _openers(args, size)
+    background = (f"image {s['background']}" if s["background"]
+                  else f"blur {getattr(stages.compositor.background, 'strength', '?')}")
+    _log(f"vbg bench: vbg pipeline, {args.warmup} + {args.frames} frames")
+    result: dict[str, Any] = {
+        "size": f"{size[0]}x{size[1]}", "frames": args.frames, "warmup": args.warmup,
+        "mode": "paced" if args.fps else "lossless", "fps": args.fps, "model": s["model"],
+        "provider": stages.segmenter.provider, "background": background, "source": source_name,
+        **run_vbg(stages, opener, args.fps, args.warmup, args.frames), "machine": machine(),
+    }
+    if args.baseline:
+        from vbg.background import read_image
+        from vbg.baseline import TypicalTool
+
+        _log("vbg bench: the typical tool, same frames")
+        image = read_image(s["background"]) if s["background"] else None
+        tool = TypicalTool(image, s["threads"] or None)
+        result.update(run_baseline(tool, opener, args.fps, args.warmup, args.frames))
+        result["baseline_cpu_ratio"] = (result["baseline_cpu_ms_per_frame"]
+                                        / result["cpu_ms_per_frame"])
+    result = {k: result[k] for k in (*KEYS, *(BASELINE_KEYS if args.baseline else ()))}
+    print(report(result))
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+def _ms(value: float | None) -> str:
+    return "      -" if value is None else f"{value:7.2f}"
+
+
+def report(r: dict[str, Any]) -> str:
+    """The human-readable table."""
+    m = r["machine"]
+    lines = [f"vbg bench: {r['size']} {r['mode']}"
+             + (f" at {r['fps']:g} fps" if r["fps"] else "")
+             + f", {r['frames']} frames after {r['warmup']} warm-up, model {r['model']} on "
+             f"{r['provider'].upper()}, background {r['background']}, source {r['source']}",
+             f"machine: {m['cpus']} CPUs ({m['cpus_usable']} usable), {m['cpu_model']}, "
+             f"load {m['loadavg_1min'] or 0:.2f}, numba {m['numba_threading_layer']} threads"
+             + (f" (OMP_WAIT_POLICY={m['omp_wait_policy']})" if m["omp_wait_policy"] else ""),
+             "stage (median ms)     vbg" + ("   typical" if "baseline_stage_ms" in r else "")]
+    base = r.get("baseline_stage_ms", {})
+    pairs = [("decode", "decode", "decode"), ("preprocess", "preprocess", None),
+             ("inference", "inference", "inference"), ("smoothing", "smoothing", None),
+             ("refine / postprocess", "refine", "postprocess"),
+             ("composite", "composite", "composite"),
+             ("  of which background", "composite_background", "background"),
+             ("sink (BGR->I420)", "sink", "sink")]
+    for label, key, base_key in pairs:
+        line = f"  {label:<20}{_ms(r['stage_ms'][key])}"
+        if base:
+            line += "   " + _ms(base.get(base_key) if base_key else None)
+        lines.append(line)
+    lines += [f"cpu_ms_per_frame {r['cpu_ms_per_frame']:.2f}   wall_fps {r['wall_fps']:.1f}   "
+              f"latency p50 {r['latency_ms_p50']:.1f} ms p95 {r['latency_ms_p95']:.1f} ms",
+              f"rss {r['rss_mb']:.0f} MB (growth {r['rss_growth_mb']:+.1f} MB)   "
+              f"dropped {r['dropped']}   fillers {r['fillers']}"]
+    if "baseline_cpu_ratio" in r:
+        lines += [f"typical tool: cpu_ms_per_frame {r['baseline_cpu_ms_per_frame']:.2f}   "
+                  f"wall_fps {r['baseline_wall_fps']:.1f}   latency p50 "
+                  f"{r['baseline_latency_ms_p50']:.1f} ms p95 "
+                  f"{r['baseline_latency_ms_p95']:.1f} ms",
+                  f"==> the typical tool uses {r['baseline_cpu_ratio']:.2f}x the CPU of vbg "
+                  f"per frame ({r['baseline_cpu_ms_per_frame']:.1f} vs "
+                  f"{r['cpu_ms_per_frame']:.1f} ms)"]
+    return "\n".join(lines)
