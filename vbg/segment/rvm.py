@@ -60,7 +60,7 @@ class RvmSegmenter:
         self.name = "rvm"
         self.temporal = True  # recurrent state: no extra smoothing on top
         self.full_resolution = True  # its own refiner: mattes at the working size
-        self._session = new_session(rvm_path(), provider, threads)
+        self._session = new_session(rvm_path(), provider, threads, heavy=True)
         self.provider = provider_label(self._session)
         self.internal = internal
         self.max_side = max_side

@@ -12,11 +12,14 @@ _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"
 
 
-def default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
+def default_threads(heavy: bool = False) -> int:
+    """Small networks: one thread (least CPU per frame; a second thread only adds
+    synchronisation). Heavy networks (RVM): up to 4 threads for the frame rate."""
+    return max(1, min(4, os.cpu_count() or 1)) if heavy else 1
 
 
-def new_session(path: Path, provider: str = "auto", threads: int | None = None):
+def new_session(path: Path, provider: str = "auto", threads: int | None = None,
+                heavy: bool = False):
     """Create an InferenceSession; `session.get_providers()[0]` is the provider that really runs.
 
     auto: CUDA if a session really starts on it, else CPU. cuda: CUDA or a clear error.
@@ -27,7 +30,7 @@ def new_session(path: Path, provider: str = "auto", threads: int | None = None):
         raise VbgError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
     ort.set_default_logger_severity(4)  # a CUDA fallback is reported by us, not as a log line
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or default_threads()
+    opts.intra_op_num_threads = threads or default_threads(heavy)
     opts.inter_op_num_threads = 1
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
