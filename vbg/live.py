@@ -145,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
     s = settings_from(args)
     log = _logger()
+    holder: dict[str, Pipeline | None] = {"pipeline": None}
+    _install_signals(holder, args, log)  # first: a stop during start-up is clean too
     size = config.parse_size(s["size"]) if s["size"] else None
     background = build_background(s)  # fails now, naming the path, if unreadable
     segmenter = build_segmenter(s)
@@ -182,7 +184,7 @@ def run(args: argparse.Namespace) -> int:
                         fps=s["fps"], realtime=not args.no_realtime, max_frames=args.frames,
                         mirror=s["mirror"], stats=s["stats"], log=log,
                         reuse_still=s["reuse_still"])
-    _install_signals(pipeline, args, log)
+    holder["pipeline"] = pipeline
     for sink in sinks:
         log(f"vbg: output -> {sink.name}")
     cpu0, wall0 = time.process_time(), time.monotonic()
@@ -194,9 +196,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _install_signals(pipeline, args: argparse.Namespace, log) -> None:
+def _install_signals(holder: dict, args: argparse.Namespace, log) -> None:
     def on_stop(signum, _frame) -> None:
+        pipeline = holder["pipeline"]
+        if pipeline is None:
+            raise SystemExit(0)  # still starting: nothing to flush, leave at once
         pipeline.stop()
+
+    def on_hup(signum, _frame) -> None:
+        if holder["pipeline"] is not None:
+            holder["pipeline"].request_reload(rebuild)
 
     def rebuild(p) -> None:
         try:
@@ -215,7 +224,7 @@ def _install_signals(pipeline, args: argparse.Namespace, log) -> None:
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
     if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, lambda *_: pipeline.request_reload(rebuild))
+        signal.signal(signal.SIGHUP, on_hup)
 
 
 def _logger():
