@@ -111,7 +111,9 @@ def build_segmenter(s: dict[str, Any]):
     from vbg.segment.tracked import TrackedSegmenter
 
     segmenter = new_segmenter(choose_model(s), s["provider"], s["threads"] or None)
-    if s["zoom"] and segmenter.name != "rvm":
+    if segmenter.name == "rvm":
+        segmenter.internal = s["rvm_size"]
+    elif s["zoom"]:
         segmenter = TrackedSegmenter(segmenter)
     return segmenter
 

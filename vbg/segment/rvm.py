@@ -56,7 +56,7 @@ class RvmSegmenter:
     of about `internal` px; state resets when the size or ratio changes, or on `reset()`."""
 
     def __init__(self, provider: str = "auto", threads: int | None = None,
-                 internal: int = 576, max_side: int = 1280) -> None:
+                 internal: int = 640, max_side: int = 1280) -> None:
         self.name = "rvm"
         self.temporal = True  # recurrent state: no extra smoothing on top
         self.full_resolution = True  # its own refiner: mattes at the working size
