@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -24,6 +25,13 @@ def vbg(capsys, *argv: str | Path) -> tuple[int, str]:
     """Run `vbg still ARGV` in-process; (exit code, stderr)."""
     rc = cli.main(["still", *(str(a) for a in argv)])
     return rc, capsys.readouterr().err
+
+
+def is_summary(line: str, done: int, failed: int, skipped: int = 0) -> bool:
+    """The batch summary line: counts, elapsed time and images per second."""
+    pattern = (rf"vbg: done {done}, failed {failed}, skipped {skipped} "
+               r"in \d+\.\d s \((\d+\.\d\d|-) images/s\)")
+    return re.fullmatch(pattern, line) is not None
 
 
 def expected_names(names: list[str]) -> dict[str, str]:
@@ -118,7 +126,7 @@ def test_batch_reports_each_broken_file_once(mixed, tmp_path, capsys):
         assert hits[0].startswith(f"vbg: {folder / name}: ") and reason in hits[0]
     for ignored in ("vector.svg", "notes.txt", "anim.gif", "sub.jpg", "._resource.jpg"):
         assert ignored not in err
-    assert lines[-1] == f"vbg: {len(awkward)} done, {len(broken)} failed"
+    assert is_summary(lines[-1], len(awkward), len(broken)), lines[-1]
     assert len(lines) == len(broken) + 1
     assert "\r" not in err  # no progress bar when stderr is not a terminal
 
@@ -196,7 +204,7 @@ def test_image_and_blur_backgrounds_in_folder_mode(mixed, tmp_path, capsys, left
     inputs = [folder / "rgb.bmp", folder / "grey.png"]
     rc, err = vbg(capsys, *inputs, "-o", tmp_path / "img", "--background", bg,
                   "--matte", tmp_path / "m")
-    assert rc == 0 and err.splitlines() == ["vbg: 2 done, 0 failed"]
+    assert rc == 0 and len(err.splitlines()) == 1 and is_summary(err.splitlines()[0], 2, 0)
     for name, src in (("rgb", quadrants_rgb()), ("grey", mixed[1]["grey.png"].bgr)):
         with Image.open(tmp_path / "img" / f"{name}.png") as im:
             assert im.mode == "RGB" and im.size == (W, H)
@@ -266,7 +274,7 @@ def test_collect_sources_sorted_deduplicated_and_filtered(mixed, tmp_path):
     folder, awkward, broken = mixed
     (tmp_path / "empty").mkdir()
     sources, problems = still.collect_sources([folder, folder / "rgb.bmp", tmp_path / "empty"])
-    assert [p.name for p in sources] == sorted([*awkward, *broken])
+    assert [s.path.name for s in sources] == sorted([*awkward, *broken])
     assert len(problems) == 1 and "no image files" in problems[0]
 
 
@@ -282,8 +290,10 @@ def test_progress_line_on_a_terminal(mixed, tmp_path, monkeypatch):
                    "-o", str(tmp_path)])
     assert rc == 0
     text = err.getvalue()
-    assert "\r[1/2] rgb.bmp" in text and "\r[2/2] grey.png  ETA " in text
-    assert text.endswith("vbg: 2 done, 0 failed\n")
+    assert "\r[>                   ] 0/2   0%  ETA --:--  rgb.bmp" in text
+    assert re.search(r"\r\[==========>         \] 1/2  50%  ETA 0:\d\d  grey\.png", text)
+    assert "\r[====================] 2/2 100%  ETA 0:00  grey.png" in text
+    assert is_summary(text.rsplit("\r", 1)[-1].strip(), 2, 0)
 
 
 @pytest.mark.parametrize("model", ["auto", "selfie,selfie-landscape"])
