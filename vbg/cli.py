@@ -12,7 +12,7 @@ from vbg.errors import VbgError
 
 # subcommand -> module exposing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
-    "still": ("vbg.still", "cut out / replace the background of photos"),
+    "still": ("vbg.still", "photos: cut-outs, new backgrounds, ID photos; files or folders"),
     "doctor": ("vbg.doctor", "check cameras, v4l2loopback, providers and models"),
     "eval": ("vbg.eval", "score mattes against ground truth"),
     "bench": ("vbg.bench", "measure CPU, fps and latency of the live pipeline"),
