@@ -14,6 +14,7 @@ from vbg.background import (
     DEFAULT_BLUR,
     BlurBackground,
     ColorBackground,
+    Enlarger,
     ImageBackground,
     TransparentBackground,
     VideoBackground,
@@ -142,7 +143,7 @@ def test_blur_has_no_halo(strength: int, left: int) -> None:
     frame[40:, left:right] = (0, 0, 255)  # red person
     alpha[40:, left:right] = 255
     background = BlurBackground(strength)
-    blurred = background.prepare(frame, alpha)
+    blurred = background.full(frame, alpha)
     assert blurred.shape == frame.shape
     plain = cv2.GaussianBlur(frame, (0, 0), background.sigma)
     rows = slice(100, 170)
@@ -156,7 +157,7 @@ def test_blur_has_no_halo(strength: int, left: int) -> None:
 def test_blur_inside_person_falls_back_to_plain_blur() -> None:
     frame = np.full((64, 64, 3), 90, np.uint8)
     alpha = np.full((64, 64), 255, np.uint8)  # all person: no scene pixel to use
-    blurred = BlurBackground(10).prepare(frame, alpha)
+    blurred = BlurBackground(10).full(frame, alpha)
     assert np.abs(blurred.astype(int) - 90).max() <= 1
 
 
@@ -165,11 +166,23 @@ def test_blur_reuses_buffer_and_follows_size() -> None:
     frame = np.random.default_rng(0).integers(0, 256, (72, 128, 3), np.uint8)
     alpha = np.zeros((72, 128), np.uint8)
     first = background.prepare(frame, alpha)
+    assert first.shape == (18, 32, 3)  # left small: the compositor enlarges it while blending
     assert background.prepare(frame, alpha) is first
-    assert background.prepare(frame[:50, :70].copy(), alpha[:50, :70].copy()).shape == (50, 70, 3)
+    assert background.prepare(frame[:50, :70].copy(), alpha[:50, :70].copy()).shape == (12, 17, 3)
+    assert background.full(frame[:50, :70].copy(), alpha[:50, :70].copy()).shape == (50, 70, 3)
     for height, width in ((3, 5), (5, 9), (4, 4)):  # tiny frames do not break it
-        tiny = background.prepare(frame[:height, :width].copy(), alpha[:height, :width].copy())
+        tiny = background.full(frame[:height, :width].copy(), alpha[:height, :width].copy())
         assert tiny.shape == (height, width, 3)
+
+
+@pytest.mark.parametrize("size", [(72, 128), (41, 53), (1080, 1920)])
+def test_enlarger_is_bilinear_like_cv2(size: tuple[int, int]) -> None:
+    height, width = size
+    small = np.random.default_rng(1).integers(0, 256, (height // 4, width // 4, 3), np.uint8)
+    got = Enlarger()(small, (width, height))
+    want = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    assert got.shape == want.shape
+    assert np.abs(got.astype(int) - want).max() <= 1
 
 
 @pytest.mark.parametrize("strength", [0, -3, 101, 2.5, True, "15"])

@@ -11,11 +11,12 @@ import pytest
 from vbg.background import (
     BlurBackground,
     ColorBackground,
+    Enlarger,
     ImageBackground,
     TransparentBackground,
     VideoBackground,
 )
-from vbg.composite import Compositor, blend, blend_color, to_bgra, warm_up
+from vbg.composite import Compositor, blend, blend_color, blend_enlarged, to_bgra, warm_up
 
 SIZES = [(1, 1), (3, 5), (17, 31), (97, 131), (240, 320)]
 
@@ -51,6 +52,20 @@ def test_blend_matches_float_reference(height: int, width: int) -> None:
     out = np.empty_like(fg)
     assert blend(fg, bg, alpha, out) is out
     assert max_error(out, reference_blend(fg, bg, alpha)) <= 1
+
+
+@pytest.mark.parametrize("height,width", SIZES)
+@pytest.mark.parametrize("shrink", [1, 4, 9])
+def test_blend_enlarged_matches_float_reference(height: int, width: int, shrink: int) -> None:
+    fg, _, alpha = random_inputs(np.random.default_rng(height + width + shrink), height, width)
+    small = np.random.default_rng(shrink).integers(
+        0, 256, (max(1, height // shrink), max(1, width // shrink), 3), np.uint8)
+    out = np.empty_like(fg)
+    assert blend_enlarged(fg, small, alpha, out, Enlarger()) is out
+    full = Enlarger()(small, (width, height))  # the background it stands for
+    assert max_error(out, reference_blend(fg, full, alpha)) <= 1
+    want = cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+    assert np.abs(full.astype(int) - want).max() <= 1  # bilinear, as cv2 enlarges
 
 
 def test_blend_is_exact_on_every_value_pair() -> None:
@@ -165,7 +180,8 @@ def test_compositor_output_per_background(kind: str, scene_image: Path, scene_vi
             expected = reference_blend(frame, color, alpha)
             assert max_error(out, expected) <= 1
         else:
-            bg = background.prepare(frame, alpha)
+            full = getattr(background, "full", background.prepare)  # blur: enlarged, as blended
+            bg = full(frame, alpha)
             assert max_error(out, reference_blend(frame, bg, alpha)) <= 1
         assert compositor(frame, alpha) is out  # buffer reused
         small = compositor(frame[:41, :53].copy(), alpha[:41, :53].copy())  # odd size

@@ -164,6 +164,19 @@ def test_feather_softens_the_edge_only() -> None:
     assert abs(int(soft.sum(dtype=np.int64)) - int(hard.sum(dtype=np.int64))) < 0.01 * hard.sum()
 
 
+@pytest.mark.parametrize("guided", [True, False])
+@pytest.mark.parametrize("size", [(2, 2), (3, 5), (37, 61), (240, 320)])
+def test_one_pass_feather_equals_matte_then_gaussian(guided: bool, size: tuple[int, int]) -> None:
+    # feather=1 runs fused into the matte kernel; it must equal the sharp matte + cv2's 3x3.
+    rng = np.random.default_rng(size[0] * 7 + size[1])
+    frame = rng.integers(0, 256, (*size, 3), np.uint8)
+    alpha = rng.random((9, 16)).astype(np.float32)
+    params = replace(DEFAULTS, guided=guided)
+    fused = MatteRefiner(params)(frame, alpha)
+    sharp = MatteRefiner(replace(params, feather=0))(frame, alpha)
+    np.testing.assert_array_equal(fused, cv2.GaussianBlur(sharp, (3, 3), 0))
+
+
 @pytest.mark.parametrize("bad", [dict(radius=0), dict(radius=1.5), dict(eps=0.0),
                                  dict(contrast=0.0), dict(threshold=1.5), dict(feather=-1),
                                  dict(feather=0.5), dict(erode=1.5), dict(guide_width=2)])

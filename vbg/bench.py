@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--frames", type=int, default=300, metavar="N", help="measured frames (default 300)")
     a("--warmup", type=int, default=30, metavar="N",
       help="frames run first and left out of every figure (default 30)")
-    a("--model", default="selfie-landscape", metavar="NAME", help="segmentation model")
+    a("--model", metavar="NAME", help="segmentation model (default: live mode's, `auto`)")
     a("--provider", default="auto", choices=["auto", "cuda", "cpu"], help="inference provider")
     a("--threads", type=int, default=0, metavar="N", help="inference threads (0 = automatic)")
     a("--source", metavar="FILE", help="a video file or stream instead of the in-memory clip "
@@ -314,33 +314,19 @@ def live_settings(args: argparse.Namespace) -> dict[str, Any]:
     return config.apply_flags(config.load(None), flags)
 
 
-def build_stages(s: dict[str, Any]):
-    """The stages exactly as live mode builds and warms them."""
-    from vbg import composite, live, refine
-    from vbg.pipeline import Stages
-    from vbg.segment import new_segmenter
-    from vbg.smoothing import TemporalSmoother
-
-    background = live.build_background(s)
-    segmenter = new_segmenter(s["model"], s["provider"], s["threads"] or None)
-    smoother = TemporalSmoother(tau=s["smoothing"]["tau"], enabled=s["smoothing"]["enabled"])
-    stages = Stages(segmenter, smoother, live.build_refiner(s), composite.Compositor(background))
-    composite.warm_up()
-    refine.warm_up()
-    smoother.warm_up()
-    segmenter(np.zeros((64, 64, 3), np.uint8))
-    return stages
-
-
 def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int) -> dict[str, Any]:
     """Frames through CaptureThread + Pipeline into the measuring NullSink; the figures."""
     from vbg.capture import CaptureThread
     from vbg.pipeline import Pipeline
 
     extra: dict[str, deque] = {name: deque(maxlen=2000) for name in ("decode", "run", "bg")}
-    session = getattr(stages.segmenter, "_session", None)
-    if session is not None:  # SelfieSegmenter-like: time session.run() apart
-        stages.segmenter._session = SessionTimer(session, extra["run"])
+    seg = stages.segmenter
+    # Time every network run apart from its preprocessing (the zoom wrapper holds two).
+    for net in {id(n): n for n in (seg, getattr(seg, "inner", None), getattr(seg, "zoom", None))
+                if n is not None}.values():
+        session = getattr(net, "_session", None)
+        if session is not None:
+            net._session = SessionTimer(session, extra["run"])
     stages.compositor.background = BackgroundTimer(stages.compositor.background, extra["bg"])
     window = Window()
     paced = bool(fps)
@@ -475,15 +461,18 @@ def run(args: argparse.Namespace) -> int:
     s = live_settings(args)
     # Stages first, in live mode's order, so the process is set up as live mode sets it up
     # (e.g. thread settings made at import) before the clip builder runs any kernel.
-    stages = build_stages(s)
+    from vbg import live
+
+    stages = live.build_stages(s)
     opener, source_name, size = _openers(args, size)
     background = (f"image {s['background']}" if s["background"]
                   else f"blur {getattr(stages.compositor.background, 'strength', '?')}")
     _log(f"vbg bench: vbg pipeline, {args.warmup} + {args.frames} frames")
     result: dict[str, Any] = {
         "size": f"{size[0]}x{size[1]}", "frames": args.frames, "warmup": args.warmup,
-        "mode": "paced" if args.fps else "lossless", "fps": args.fps, "model": s["model"],
-        "provider": stages.segmenter.provider, "background": background, "source": source_name,
+        "mode": "paced" if args.fps else "lossless", "fps": args.fps,
+        "model": stages.segmenter.name, "provider": stages.segmenter.provider,
+        "background": background, "source": source_name,
         **run_vbg(stages, opener, args.fps, args.warmup, args.frames), "machine": machine(),
     }
     if args.baseline:

@@ -10,7 +10,9 @@ from vbg.background import Background
 
 # The blends compute round(x / 255) exactly for 0 <= x <= 65535 with (t + (t >> 8)) >> 8,
 # t = x + 128 (x / 255 is never exactly half-way), so they match the float64 reference
-# round(a/255*fg + (1-a/255)*bg) with 0 LSB error; every intermediate fits in uint16.
+# round(a/255*fg + (1-a/255)*bg) with 0 LSB error. The arithmetic runs in float32, where every
+# intermediate is a whole number below 2**24 (exact) and >> 8 is floor(* 1/256): numba widens
+# integer arithmetic to int64, which vectorised 2x narrower (float32: ~1.9 vs 3.0 ms at 1080p).
 # Rows are processed as flat B,G,R runs with the matte expanded to the same layout, so the
 # inner loop vectorises (2x faster than a per-pixel channel loop, measured).
 # Explicit signatures (C-contiguous; inputs may be read-only, e.g. a cached background) give one
@@ -19,17 +21,27 @@ _IMAGE_IN = types.Array(types.uint8, 3, "C", readonly=True)
 _MATTE_IN = types.Array(types.uint8, 2, "C", readonly=True)
 _COLOR_IN = types.Array(types.uint8, 1, "C", readonly=True)
 _IMAGE_OUT = types.Array(types.uint8, 3, "C")
-_U16 = np.uint16
+_ROWS = types.Array(types.int32, 1, "C", readonly=True)
+_ROW_WEIGHTS = types.Array(types.uint16, 1, "C", readonly=True)
+_F32 = np.float32
+_INV256 = np.float32(1.0 / 256.0)
 
 
 @njit(inline="always")
 def _expand_matte_row(alpha, y, expanded):  # pragma: no cover - compiled
     """expanded[3x + c] = alpha[y, x] for the three channels of each pixel."""
     for x in range(alpha.shape[1]):
-        value = _U16(alpha[y, x])
+        value = _F32(alpha[y, x])
         expanded[3 * x] = value
         expanded[3 * x + 1] = value
         expanded[3 * x + 2] = value
+
+
+@njit(inline="always")
+def _mix(a, fg, bg):  # pragma: no cover - compiled
+    """round((a*fg + (255-a)*bg) / 255) for whole numbers 0..255 in float32, exactly."""
+    t = a * fg + (_F32(255.0) - a) * bg + _F32(128.0)
+    return np.uint8(np.int32((t + np.floor(t * _INV256)) * _INV256))
 
 
 @njit(
@@ -44,12 +56,10 @@ def _blend_kernel(fg, bg, alpha, out):  # pragma: no cover - compiled
     bg_rows = bg.reshape(height, width * 3)
     out_rows = out.reshape(height, width * 3)
     for y in prange(height):
-        expanded = np.empty(width * 3, np.uint16)
+        expanded = np.empty(width * 3, np.float32)
         _expand_matte_row(alpha, y, expanded)
         for i in range(width * 3):
-            a = expanded[i]
-            t = a * _U16(fg_rows[y, i]) + (_U16(255) - a) * _U16(bg_rows[y, i]) + _U16(128)
-            out_rows[y, i] = np.uint8((t + (t >> _U16(8))) >> _U16(8))
+            out_rows[y, i] = _mix(expanded[i], _F32(fg_rows[y, i]), _F32(bg_rows[y, i]))
     return out
 
 
@@ -63,16 +73,41 @@ def _blend_color_kernel(fg, color, alpha, out):  # pragma: no cover - compiled
     height, width = alpha.shape
     fg_rows = fg.reshape(height, width * 3)
     out_rows = out.reshape(height, width * 3)
-    color_row = np.empty(width * 3, np.uint16)  # B,G,R repeated along the row
+    color_row = np.empty(width * 3, np.float32)  # B,G,R repeated along the row
     for i in range(width * 3):
-        color_row[i] = _U16(color[i % 3])
+        color_row[i] = _F32(color[i % 3])
     for y in prange(height):
-        expanded = np.empty(width * 3, np.uint16)
+        expanded = np.empty(width * 3, np.float32)
         _expand_matte_row(alpha, y, expanded)
         for i in range(width * 3):
-            a = expanded[i]
-            t = a * _U16(fg_rows[y, i]) + (_U16(255) - a) * color_row[i] + _U16(128)
-            out_rows[y, i] = np.uint8((t + (t >> _U16(8))) >> _U16(8))
+            out_rows[y, i] = _mix(expanded[i], _F32(fg_rows[y, i]), color_row[i])
+    return out
+
+
+@njit(
+    _IMAGE_OUT(_IMAGE_IN, _IMAGE_IN, _ROWS, _ROWS, _ROW_WEIGHTS, _MATTE_IN, _IMAGE_OUT),
+    parallel=True,
+    fastmath=True,
+    cache=True,
+)
+def _blend_enlarged_kernel(fg, wide, y0, y1, wy, alpha, out):  # pragma: no cover - compiled
+    """_blend_kernel with bg row y = the vertical pass of background.Enlarger, computed on the
+    fly (the same arithmetic as background._enlarge_rows, exact in float32: the same pixels)."""
+    height, width = alpha.shape
+    fg_rows = fg.reshape(height, width * 3)
+    wide_rows = wide.reshape(wide.shape[0], width * 3)
+    out_rows = out.reshape(height, width * 3)
+    for y in prange(height):
+        expanded = np.empty(width * 3, np.float32)
+        _expand_matte_row(alpha, y, expanded)
+        bg = np.empty(width * 3, np.float32)  # two simple loops vectorise, one fused did not
+        w1 = _F32(wy[y])
+        w0 = _F32(256.0) - w1
+        top, bottom = wide_rows[y0[y]], wide_rows[y1[y]]
+        for i in range(width * 3):
+            bg[i] = np.floor((w0 * _F32(top[i]) + w1 * _F32(bottom[i]) + _F32(128.0)) * _INV256)
+        for i in range(width * 3):
+            out_rows[y, i] = _mix(expanded[i], _F32(fg_rows[y, i]), bg[i])
     return out
 
 
@@ -127,6 +162,19 @@ def blend_color(
     )
 
 
+def blend_enlarged(fg: np.ndarray, small_bg: np.ndarray, alpha: np.ndarray, out: np.ndarray,
+                   enlarger: backgrounds.Enlarger) -> np.ndarray:
+    """blend() over `small_bg` enlarged bilinearly to the frame size on the fly (the same
+    pixels as `enlarger(small_bg, size)`, without writing that frame-sized image)."""
+    shape = (*alpha.shape[:2], 3)
+    _check_out(out, shape)
+    wide, y0, y1, wy = enlarger.rows(np.ascontiguousarray(small_bg), (shape[1], shape[0]))
+    return _blend_enlarged_kernel(
+        _check_image("fg", fg, shape), wide, y0, y1, wy, _check_image("alpha", alpha, shape[:2]),
+        out,
+    )
+
+
 def to_bgra(fg: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Write straight-alpha BGRA into `out` (HxWx4): BGR = frame, A = matte."""
     shape = (*alpha.shape[:2], 4)
@@ -142,6 +190,7 @@ def warm_up() -> None:
     alpha = np.full((4, 5), 128, np.uint8)
     blend(fg, fg, alpha, np.empty_like(fg))
     blend_color(fg, np.zeros(3, np.uint8), alpha, np.empty_like(fg))
+    blend_enlarged(fg, fg[:2, :3], alpha, np.empty_like(fg), backgrounds.Enlarger())
     to_bgra(fg, alpha, np.empty((4, 5, 4), np.uint8))
     backgrounds.warm_up()
 
@@ -153,6 +202,7 @@ class Compositor:
         # One tuple so a swap from another thread is seen atomically by __call__.
         self._state = (background, self._color_of(background))
         self._out: np.ndarray | None = None
+        self._enlarger = backgrounds.Enlarger()  # buffers for smaller backgrounds (the blur)
 
     @staticmethod
     def _color_of(background: Background) -> np.ndarray | None:
@@ -194,4 +244,6 @@ class Compositor:
         bg = background.prepare(frame, alpha)
         if bg is None:
             raise ValueError(f"{background.kind} background returned no pixels")
+        if bg.shape[:2] != (height, width):  # a small background (the blur): enlarge + blend
+            return blend_enlarged(frame, bg, alpha, out, self._enlarger)
         return blend(frame, bg, alpha, out)

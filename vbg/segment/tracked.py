@@ -18,10 +18,13 @@ class TrackedSegmenter:
     # crop while the person stays inside it each cut dtSSD by ~0.1-0.4.
     def __init__(self, inner: Segmenter, canvas: int = 512, margin: float = 0.15,
                  max_area: float = 0.6, stretch: float = 2.0, mirror: bool = True,
-                 full_every: int = 4, hold: float = 0.3) -> None:
+                 full_every: int = 4, hold: float = 0.3, zoom: Segmenter | None = None) -> None:
         self.inner = inner
+        # The network for crops: a person-shaped crop suits the square 256x256 model better
+        # than the wide landscape one (DAVIS clip IoU 0.838 -> 0.875, dtSSD 8.44 -> 7.80).
+        self.zoom = zoom or inner
         self.name = inner.name
-        self.input_size = inner.input_size
+        self.input_size = self.zoom.input_size  # crops are shaped for the zoom network
         self.provider = inner.provider
         self.canvas = canvas
         self.margin = margin  # box grows by this fraction of its size on each side
@@ -40,6 +43,8 @@ class TrackedSegmenter:
         self._box = None
         self._count = 0
         self.inner.reset()
+        if self.zoom is not self.inner:
+            self.zoom.reset()
 
     def _alloc(self, fw: int, fh: int) -> None:
         scale = min(1.0, self.canvas / max(fw, fh))
@@ -48,6 +53,8 @@ class TrackedSegmenter:
         # Pre-allocated canvas buffers (hot path), remade only when the frame size changes.
         self._out = np.zeros((self._ch, self._cw), np.float32)
         self._full = np.zeros((self._ch, self._cw), np.float32)
+        self._mirrored = np.zeros((self._ch, self._cw), np.float32)
+        self._flipped: np.ndarray | None = None  # frame-sized, only for inners without mirror=
         self._frame_size = (fw, fh)
         self._box = None
 
@@ -76,16 +83,28 @@ class TrackedSegmenter:
             cx1, cy1 = max(cx0 + 1, round(x1 * s)), max(cy0 + 1, round(y1 * s))
             dst = self._out[cy0:cy1, cx0:cx1]
             size = (cx1 - cx0, cy1 - cy0)
-            cv2.resize(self.inner(frame[y0:y1, x0:x1]), size, dst=dst,
+            cv2.resize(self.zoom(frame[y0:y1, x0:x1]), size, dst=dst,
                        interpolation=cv2.INTER_LINEAR)
             if self.mirror:
-                flipped = np.ascontiguousarray(frame[y0:y1, x0:x1, :][:, ::-1])
-                mirrored = cv2.resize(self.inner(flipped), size, interpolation=cv2.INTER_LINEAR)
+                mirrored = self._mirrored[: size[1], : size[0]]  # pre-allocated canvas buffer
+                cv2.resize(self._mirrored_pass(frame[y0:y1, x0:x1]), size, dst=mirrored,
+                           interpolation=cv2.INTER_LINEAR)
                 dst += mirrored[:, ::-1]
                 dst *= 0.5
             self.zoomed += 1
         self._track()
         return self._out
+
+    def _mirrored_pass(self, crop: np.ndarray) -> np.ndarray:
+        """The zoom network on the crop flipped left-right, without allocating per frame."""
+        if getattr(self.zoom, "mirrors", False):
+            return self.zoom(crop, mirror=True)  # flips the network input, not the crop
+        if self._flipped is None or self._flipped.shape[2] != crop.shape[2]:
+            fw, fh = self._frame_size  # type: ignore[misc]
+            self._flipped = np.empty((fh, fw, crop.shape[2]), crop.dtype)  # once per size
+        flipped = self._flipped[: crop.shape[0], : crop.shape[1]]
+        cv2.flip(crop, 1, dst=flipped)
+        return self.zoom(flipped)
 
     def _track(self) -> None:
         """Follow the person's bounding box on the canvas."""
