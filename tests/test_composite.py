@@ -206,3 +206,19 @@ def test_compositor_background_swap(scene_image: Path) -> None:
     out = compositor(frame, alpha)
     bg = image.prepare(frame, alpha)
     np.testing.assert_array_equal(out[alpha == 0], bg[alpha == 0])
+
+
+def test_still_scene_reuses_the_blurred_background() -> None:
+    from vbg.background import BlurBackground
+    from vbg.composite import Compositor
+
+    rng = np.random.default_rng(5)
+    frame = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    alpha = np.zeros((64, 96), np.uint8)
+    comp = Compositor(BlurBackground(9))
+    first = comp(frame, alpha).copy()
+    other = np.zeros_like(frame)  # a very different frame: a fresh blur would change
+    reused = comp(other, alpha, same_scene=True).copy()
+    np.testing.assert_array_equal(reused, first)  # background kept, alpha 0 shows only it
+    fresh = comp(other, alpha)
+    assert fresh.max() == 0

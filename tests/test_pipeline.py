@@ -81,7 +81,7 @@ class RecordingSink:
 def stages() -> Stages:
     out = {}
 
-    def compositor(frame, alpha):
+    def compositor(frame, alpha, same_scene=False):
         buf = out.setdefault(frame.shape, np.empty_like(frame))
         buf[:] = frame
         return buf

@@ -62,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
       "(its decode time is then reported)")
     a("--background", metavar="IMG", help="background image (default: live mode's blur)")
     a("--blur", type=int, metavar="N", help="blur strength 1-100 (default: live mode's)")
+    a("--still", action="store_true",
+      help="the person holds still (only sensor noise): measures the still-scene matte reuse")
     a("--fps", type=float, metavar="F", help="paced mode: frames arrive at F fps like a camera "
       "(default: lossless, as fast as possible)")
     a("--baseline", action="store_true",
@@ -95,9 +97,11 @@ def _scene(size: tuple[int, int]) -> np.ndarray:
     return cover_fit(scene, size)
 
 
-def make_clip(size: tuple[int, int], count: int = RING_FRAMES, seed: int = 0) -> list[np.ndarray]:
+def make_clip(size: tuple[int, int], count: int = RING_FRAMES, seed: int = 0,
+              still: bool = False) -> list[np.ndarray]:
     """`count` distinct BGR frames: the portrait sways, zooms and tilts over a scene, with
-    sensor-like noise; a loop (the last frame leads smoothly into the first)."""
+    sensor-like noise; a loop (the last frame leads smoothly into the first). `still`: a
+    talking head that holds still, only the sensor noise changes."""
     w, h = size
     portrait, matte = _person_layer()
     scene = _scene(size).astype(np.float32)
@@ -108,7 +112,7 @@ def make_clip(size: tuple[int, int], count: int = RING_FRAMES, seed: int = 0) ->
     pivot = (256.0, 400.0)  # chest, in portrait pixels
     frames = []
     for i in range(count):
-        t = 2 * np.pi * i / count
+        t = 0.0 if still else 2 * np.pi * i / count
         zoom = base * (1 + 0.05 * np.sin(t + 1.0))
         angle = 4.0 * np.sin(2 * t)
         m = cv2.getRotationMatrix2D(pivot, angle, zoom)
@@ -447,7 +451,7 @@ def _openers(args: argparse.Namespace, size: tuple[int, int] | None):
         return opener, args.source, size or native
     size = size or config.parse_size(DEFAULT_SIZE)
     _log(f"vbg bench: building a {RING_FRAMES}-frame {size[0]}x{size[1]} clip in memory")
-    clip = make_clip(size)
+    clip = make_clip(size, still=args.still)
 
     def ring(decode_ms: deque) -> Source:
         return TimedSource(RingSource(clip, args.fps or 0.0), decode_ms)

@@ -203,6 +203,8 @@ class Compositor:
         self._state = (background, self._color_of(background))
         self._out: np.ndarray | None = None
         self._enlarger = backgrounds.Enlarger()  # buffers for smaller backgrounds (the blur)
+        # The last blurred background, its Background and the frame shape (still scenes).
+        self._last_bg: tuple[Background, np.ndarray, tuple] | None = None
 
     @staticmethod
     def _color_of(background: Background) -> np.ndarray | None:
@@ -232,8 +234,10 @@ class Compositor:
             self._out = np.empty(shape, np.uint8)
         return self._out
 
-    def __call__(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-        """Composite `frame` (BGR) with matte `alpha` (uint8, 255 = person); returns the buffer."""
+    def __call__(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool = False
+                 ) -> np.ndarray:
+        """Composite `frame` (BGR) with matte `alpha` (uint8, 255 = person); returns the buffer.
+        `same_scene`: nothing moved since the last call, so a blurred background is reused."""
         background, color = self._state
         height, width = frame.shape[:2]
         if background.kind == "transparent":
@@ -241,7 +245,13 @@ class Compositor:
         out = self._output(height, width, 3)
         if color is not None:
             return blend_color(frame, color, alpha, out)
-        bg = background.prepare(frame, alpha)
+        last = self._last_bg
+        if (same_scene and last is not None and last[0] is background
+                and last[2] == frame.shape):
+            bg = last[1]
+        else:
+            bg = background.prepare(frame, alpha)
+            self._last_bg = (background, bg, frame.shape) if background.kind == "blur" else None
         if bg is None:
             raise ValueError(f"{background.kind} background returned no pixels")
         if bg.shape[:2] != (height, width):  # a small background (the blur): enlarge + blend

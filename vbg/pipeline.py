@@ -189,7 +189,7 @@ class Pipeline:
         if self.still is not None and self.still.unchanged(image) and self._last_alpha is not None:
             # Nothing moved: the last matte still fits; only the blend is redone.
             t3 = time.perf_counter()
-            out = st.compositor(image, self._last_alpha)
+            out = st.compositor(image, self._last_alpha, same_scene=True)
             self.stats.add_stage("composite", (time.perf_counter() - t3) * 1e3)
             self.stats.mattes_reused += 1
             self.stats.frames_processed += 1
