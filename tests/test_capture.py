@@ -363,3 +363,14 @@ def test_mjpeg_outage_goes_lost_then_live_again_by_itself(server):
         assert stats["info"].width == 320
     finally:
         thread.stop()
+
+
+def test_on_demand_reading_never_runs_ahead() -> None:
+    source = FakeSource(count=50, is_file=True)
+    with CaptureThread(lambda: source, realtime=False, read_ahead=0) as thread:
+        first = thread.get(2.0)
+        time.sleep(0.3)  # a read-ahead reader would have filled its queue by now
+        assert source.n <= 2  # the test read at open, plus the frame handed out
+        second = thread.get(2.0)
+        assert (first.index, second.index) == (0, 1)
+        assert time.monotonic() - second.timestamp < 0.25  # read when asked, not 0.3 s ago

@@ -334,7 +334,10 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int) -> dict
     stages.compositor.background = BackgroundTimer(stages.compositor.background, extra["bg"])
     window = Window()
     paced = bool(fps)
-    capture = CaptureThread(lambda: opener(extra["decode"]), realtime=paced, loop=True)
+    # Lossless: each frame is read when the pipeline asks for it, so latency is the pipeline's
+    # own (capture -> sink), not time spent queued behind earlier frames.
+    capture = CaptureThread(lambda: opener(extra["decode"]), realtime=paced, loop=True,
+                            read_ahead=0)
 
     def on_warm() -> None:
         for values in (*pipeline.stats.stage_ms.values(), *extra.values()):

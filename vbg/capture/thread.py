@@ -34,9 +34,14 @@ class CaptureThread:
     """Reads a source on a daemon thread; latest-frame-wins, or lossless with realtime=False."""
 
     def __init__(self, opener: Callable[[], Source], realtime: bool = True,
-                 wait_for_camera: bool = False, loop: bool = False) -> None:
+                 wait_for_camera: bool = False, loop: bool = False,
+                 read_ahead: int = LOSSLESS_QUEUE) -> None:
         self._opener = opener
         self.realtime = realtime
+        # realtime=False: frames read ahead of the consumer; 0 = read only when it asks (a
+        # frame's capture time is then when it was wanted: benchmarks measure pure latency).
+        self.read_ahead = read_ahead
+        self._asking = 0  # consumers waiting in get()
         self.wait_for_camera = wait_for_camera
         self.loop = loop
         self._cond = threading.Condition()
@@ -71,17 +76,22 @@ class CaptureThread:
         after stop(), or once a file has ended and every frame was handed out."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            while self._state != "stopped":
-                frame = self._take()
-                if frame is not None:
-                    return frame
-                if self._state == "ended":
-                    return None
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return None
-                self._cond.wait(remaining)
-            return None
+            self._asking += 1
+            self._cond.notify_all()  # an on-demand reader reads now
+            try:
+                while self._state != "stopped":
+                    frame = self._take()
+                    if frame is not None:
+                        return frame
+                    if self._state == "ended":
+                        return None
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return None
+                    self._cond.wait(remaining)
+                return None
+            finally:
+                self._asking -= 1
 
     def _take(self) -> Frame | None:
         if not self.realtime:
@@ -170,6 +180,8 @@ class CaptureThread:
             source = self._source
             if self.realtime and source.is_file:
                 due = self._pace(due, source.info.fps)
+            if not self.realtime and not self._wait_for_room():
+                return
             try:
                 image = source.read()
             except Exception as e:  # any read failure means the input is lost
@@ -193,6 +205,18 @@ class CaptureThread:
                 self._lose(CameraError(f"{source.info.name} delivered no usable frame"))
                 continue
             self._publish(frame, time.monotonic())
+
+    def _wait_for_room(self) -> bool:
+        """Lossless mode: block until a frame may be read (queue room, or a consumer asking
+        when read_ahead is 0); False once stopping."""
+        with self._cond:
+            while not self._stop.is_set():
+                if self.read_ahead > 0 and len(self._queue) < self.read_ahead:
+                    return True
+                if self.read_ahead == 0 and not self._queue and self._asking:
+                    return True
+                self._cond.wait(0.1)
+        return False
 
     def _open(self, reopening: bool) -> bool:
         try:
@@ -226,7 +250,7 @@ class CaptureThread:
                     self.dropped += 1
                 self._latest = Frame(image, timestamp, self.frames)
             else:
-                while len(self._queue) >= LOSSLESS_QUEUE and not self._stop.is_set():
+                while len(self._queue) >= max(1, self.read_ahead) and not self._stop.is_set():
                     self._cond.wait()  # backpressure: the consumer takes frames in order
                 if self._stop.is_set():
                     return
