@@ -205,6 +205,13 @@ def make_broken(folder: Path) -> dict[str, str]:
     }
 
 
+def make_mixed(folder: Path) -> tuple[dict[str, Expect], dict[str, str]]:
+    """Awkward valid files, broken files and files a folder scan must ignore, in one folder."""
+    awkward, broken = make_awkward(folder), make_broken(folder)
+    make_ignored(folder)
+    return awkward, broken
+
+
 def make_ignored(folder: Path) -> None:
     """Things a folder scan must skip: other extensions, sub-folders, hidden files."""
     (folder / "vector.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')

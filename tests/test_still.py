@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 from PIL import Image
-from test_imageio import H, W, make_awkward, make_broken, make_ignored, quadrants_rgb
+from test_imageio import H, W, make_mixed, quadrants_rgb
 
 from vbg import cli, still
 from vbg.metrics import iou, load_set
@@ -50,10 +50,7 @@ def read_rgba(path: Path) -> np.ndarray:
 def mixed(tmp_path_factory) -> tuple[Path, dict, dict]:
     """A folder of awkward valid files, broken files and files a scan must ignore."""
     folder = tmp_path_factory.mktemp("mixed")
-    awkward = make_awkward(folder)
-    broken = make_broken(folder)
-    make_ignored(folder)
-    return folder, awkward, broken
+    return (folder, *make_mixed(folder))
 
 
 @pytest.fixture(scope="module")

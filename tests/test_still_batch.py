@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from test_imageio import assert_upright, make_awkward, make_broken, make_ignored, quadrants_rgb
+from test_imageio import assert_upright, make_mixed, quadrants_rgb
 from test_still import expected_names, is_summary, read_rgba
 
 from vbg import batch, cli, still
@@ -45,10 +45,7 @@ def photo(path: Path, size=(64, 48), seed: int = 0, noise: int = 20) -> Path:
 @pytest.fixture(scope="module")
 def mixed(tmp_path_factory) -> tuple[Path, dict, dict]:
     folder = tmp_path_factory.mktemp("mixed")
-    awkward = make_awkward(folder)
-    broken = make_broken(folder)
-    make_ignored(folder)
-    return folder, awkward, broken
+    return (folder, *make_mixed(folder))
 
 
 @pytest.fixture(scope="module")

@@ -71,13 +71,10 @@ def _live_settings(model: str | None, provider: str, rvm: bool = False) -> dict[
 
 def live_matter(model: str | None, provider: str, rvm: bool = False) -> Callable:
     """A function (frame, t, first) -> uint8 matte running the live stages."""
-    from vbg import live, refine
+    from vbg import live
 
-    s = _live_settings(model, provider, rvm)
-    seg = live.build_segmenter(s)
-    smoother, refiner = live.build_smoother(s, seg), live.build_refiner(s, seg)
-    refine.warm_up()
-    smoother.warm_up()
+    stages = live.build_stages(_live_settings(model, provider, rvm))
+    seg, smoother, refiner = stages.segmenter, stages.smoother, stages.refiner
 
     def matte(frame: np.ndarray, t: float, first: bool) -> np.ndarray:
         if first:

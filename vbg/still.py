@@ -361,11 +361,13 @@ class PhotoSegmenter:
     @staticmethod
     def _zoom_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
         """(x0, y0, x1, y1) around alpha > 0.5 plus a margin, or None when not worth it."""
-        ys, xs = np.nonzero(alpha > 0.5)
-        if xs.size == 0:
+        from vbg.segment.tracked import person_box
+
+        box = person_box(alpha)
+        if box is None:
             return None
         h, w = alpha.shape
-        x0, x1, y0, y1 = int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1
+        x0, y0, x1, y1 = box
         mx, my = ZOOM_MARGIN * (x1 - x0), ZOOM_MARGIN * (y1 - y0)
         x0, x1 = max(0, int(x0 - mx)), min(w, int(np.ceil(x1 + mx)))
         y0, y1 = max(0, int(y0 - my)), min(h, int(np.ceil(y1 + my)))

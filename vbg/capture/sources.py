@@ -273,9 +273,7 @@ def open_stream(url: str, open_timeout: float, read_timeout: float,
             f"{open_timeout:g} s{detail}. Check the URL, credentials and network, and that "
             f"the camera is on."
         )
-    fps = _finite(cap.get(cv2.CAP_PROP_FPS))
-    info = SourceInfo(redact(url), first.shape[1], first.shape[0],
-                      fps if 0.5 <= fps <= 1000 else DEFAULT_FILE_FPS,
+    info = SourceInfo(redact(url), first.shape[1], first.shape[0], file_fps(cap),
                       fourcc_text(cap.get(cv2.CAP_PROP_FOURCC)) or "unknown")
     return CvSource(cap, info, is_file=False, first=first)
 

@@ -9,6 +9,15 @@ import numpy as np
 from vbg.segment.base import Segmenter
 
 
+def person_box(alpha: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int, int] | None:
+    """(x0, y0, x1, y1), end-exclusive, around the pixels where alpha > threshold; None if none."""
+    mask = alpha > threshold
+    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
+    if cols.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 class TrackedSegmenter:
     """Wraps a segmenter: whole-frame pass + a pass on the tracked person box, merged on a
     working canvas (long side `canvas`), returned as the low-res alpha."""
@@ -108,12 +117,8 @@ class TrackedSegmenter:
 
     def _track(self) -> None:
         """Follow the person's bounding box on the canvas."""
-        mask = self._out > 0.5
-        cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
-        if cols.size == 0:
-            self._box = None
-            return
-        self._box = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float64)
+        box = person_box(self._out)
+        self._box = None if box is None else np.array(box, np.float64)
 
     def _crop_box(self, fw: int, fh: int) -> tuple[int, int, int, int] | None:
         """Frame-pixel crop around the tracked box, near the network's aspect, or None."""
