@@ -166,7 +166,8 @@ def test_blur_reuses_buffer_and_follows_size() -> None:
     frame = np.random.default_rng(0).integers(0, 256, (72, 128, 3), np.uint8)
     alpha = np.zeros((72, 128), np.uint8)
     first = background.prepare(frame, alpha)
-    assert first.shape == (18, 32, 3)  # left small: the compositor enlarges it while blending
+    assert background.shrink == 8  # strength 15: sigma 7.5 px leaves ~0.9 px at 1/8
+    assert first.shape == (9, 16, 3)  # left small: the compositor enlarges it while blending
     assert background.prepare(frame, alpha) is first
     assert background.prepare(frame[:50, :70].copy(), alpha[:50, :70].copy()).shape == (12, 17, 3)
     assert background.full(frame[:50, :70].copy(), alpha[:50, :70].copy()).shape == (50, 70, 3)

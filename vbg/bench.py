@@ -4,10 +4,12 @@ What is measured (after the first --warmup frames):
 - cpu_ms_per_frame: time.process_time() of the whole process (every thread: capture, onnxruntime,
   numba) over the measured frames, divided by their number. Sleeping and waiting cost nothing.
 - stage_ms: medians (over the last <= 2000 measured frames) of wall time per stage. decode =
-  Source.read() on the capture thread (~0 for the in-memory clip); preprocess = resize, colour
-  and scaling into the network input; inference = onnxruntime's run() alone; composite includes
-  preparing the background (composite_background, e.g. the blur); sink = the I420 conversion the
-  virtual camera needs (NullSink), without a device.
+  Source.read() on the capture thread (~0 for the in-memory clip); preprocess = the frame's
+  shared thumbnail (vbg.thumbs) + resize, colour and scaling into the network input;
+  inference = onnxruntime's run() alone; refine = the matte's low-res fields; composite = the
+  one pass that draws the matte and blends (onepass.py), preparing the background included
+  (composite_background, e.g. the blur); sink = the I420 conversion the virtual camera needs
+  (NullSink), without a device.
 - latency_ms: capture timestamp (taken when read() returned) -> sink write done.
   lossless mode (default): every frame processed as fast as possible; the capture thread runs up
   to 3 frames ahead, so the latency includes waiting in that queue (throughput-bound, not what a
@@ -239,6 +241,8 @@ class Window:
 class MeasuringSink:
     """The NullSink (I420 conversion) that also marks the measured window by frame count."""
 
+    needs_matte = False  # as the virtual camera: the composited frame only
+
     def __init__(self, warmup: int, frames: int, window: Window, on_warm) -> None:
         from vbg.sinks import NullSink
 
@@ -298,10 +302,10 @@ class BackgroundTimer:
     def __init__(self, background, prepare_ms: deque) -> None:
         self._background, self.prepare_ms = background, prepare_ms
 
-    def prepare(self, frame: np.ndarray, alpha: np.ndarray):
+    def prepare(self, frame: np.ndarray, alpha: np.ndarray, **kwargs):
         t0 = time.perf_counter()
         try:
-            return self._background.prepare(frame, alpha)
+            return self._background.prepare(frame, alpha, **kwargs)
         finally:
             self.prepare_ms.append((time.perf_counter() - t0) * 1e3)
 
@@ -358,6 +362,7 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int) -> dict
     stage_ms = {
         "decode": _median(extra["decode"]),
         "preprocess": (_median([a - b for a, b in zip(total, run, strict=False)])
+                       + (_median(st.get("thumbnail", ())) or 0.0)
                        if session is not None else None),
         "inference": _median(run) if session is not None else _median(total),
         "smoothing": _median(st.get("smoothing", ())),

@@ -6,6 +6,7 @@ import numpy as np
 from numba import njit, prange, types
 
 from vbg import background as backgrounds
+from vbg import onepass
 from vbg.background import Background
 
 # The blends compute round(x / 255) exactly for 0 <= x <= 65535 with (t + (t >> 8)) >> 8,
@@ -205,6 +206,9 @@ class Compositor:
         self._enlarger = backgrounds.Enlarger()  # buffers for smaller backgrounds (the blur)
         # The last blurred background, its Background and the frame shape (still scenes).
         self._last_bg: tuple[Background, np.ndarray, tuple] | None = None
+        self._matte = np.empty((0, 0), np.uint8)  # transparent output's matte (one pass)
+        self._straight: tuple | None = None  # row taps of a full-size background, per height
+        self._color_rows: tuple | None = None  # a colour as one background row, per width
 
     @staticmethod
     def _color_of(background: Background) -> np.ndarray | None:
@@ -234,6 +238,62 @@ class Compositor:
             self._out = np.empty(shape, np.uint8)
         return self._out
 
+    def _background(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool,
+                    thumb: np.ndarray | None = None) -> np.ndarray | None:
+        """The background's pixels for this frame (None: colour or transparent); `thumb`: the
+        frame shrunken, which the blur can start from."""
+        background, _ = self._state
+        last = self._last_bg
+        if (same_scene and last is not None and last[0] is background
+                and last[2] == frame.shape):
+            return last[1]
+        if background.kind == "blur" and thumb is not None:
+            bg = background.prepare(frame, alpha, thumb=thumb)
+        else:
+            bg = background.prepare(frame, alpha)
+        self._last_bg = (background, bg, frame.shape) if background.kind == "blur" else None
+        if bg is None and background.kind not in ("color", "transparent"):
+            raise ValueError(f"{background.kind} background returned no pixels")
+        return bg
+
+    def _rows_of(self, bg: np.ndarray | None, color: np.ndarray | None, width: int,
+                 height: int) -> tuple:
+        """The background as (rows, y0, y1, wy) for onepass: taps made once per size."""
+        if color is not None:
+            key = (width, height, color.tobytes())
+            if self._color_rows is None or self._color_rows[0] != key:
+                zeros = np.zeros(height, np.int32)
+                rows = np.ascontiguousarray(np.broadcast_to(color, (1, width, 3)))
+                self._color_rows = (key, (rows, zeros, zeros, np.zeros(height, np.uint16)))
+            return self._color_rows[1]
+        assert bg is not None
+        if bg.shape[:2] != (height, width):  # a small background (the blur): enlarged rows
+            return self._enlarger.rows(np.ascontiguousarray(bg), (width, height))
+        if self._straight is None or len(self._straight[0]) != height:
+            rows = np.arange(height, dtype=np.int32)
+            self._straight = (rows, rows, np.zeros(height, np.uint16))
+        return (np.ascontiguousarray(bg), *self._straight)
+
+    def render(self, frame: np.ndarray, fields: onepass.MatteFields, same_scene: bool = False,
+               matte: np.ndarray | None = None) -> np.ndarray:
+        """Composite `frame` with a matte still in low-res `fields` (refine.MatteRefiner.fields)
+        in one pass: the matte is drawn only where it is needed, and into `matte` if given."""
+        background, color = self._state
+        height, width = frame.shape[:2]
+        frame = np.ascontiguousarray(frame)
+        if background.kind == "transparent":
+            if matte is None:
+                if self._matte.shape != (height, width):
+                    self._matte = np.empty((height, width), np.uint8)  # once per size
+                matte = self._matte
+            onepass.draw(fields, frame, matte=matte)
+            return to_bgra(frame, matte, self._output(height, width, 4))
+        out = self._output(height, width, 3)
+        bg = (None if color is not None
+              else self._background(frame, fields.small, same_scene, fields.thumb))
+        return onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
+                            matte=matte)
+
     def __call__(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool = False
                  ) -> np.ndarray:
         """Composite `frame` (BGR) with matte `alpha` (uint8, 255 = person); returns the buffer.
@@ -245,15 +305,8 @@ class Compositor:
         out = self._output(height, width, 3)
         if color is not None:
             return blend_color(frame, color, alpha, out)
-        last = self._last_bg
-        if (same_scene and last is not None and last[0] is background
-                and last[2] == frame.shape):
-            bg = last[1]
-        else:
-            bg = background.prepare(frame, alpha)
-            self._last_bg = (background, bg, frame.shape) if background.kind == "blur" else None
-        if bg is None:
-            raise ValueError(f"{background.kind} background returned no pixels")
+        bg = self._background(frame, alpha, same_scene)
+        assert bg is not None
         if bg.shape[:2] != (height, width):  # a small background (the blur): enlarge + blend
             return blend_enlarged(frame, bg, alpha, out, self._enlarger)
         return blend(frame, bg, alpha, out)

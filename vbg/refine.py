@@ -23,10 +23,9 @@ import cv2
 import numba as nb
 import numpy as np
 
+from vbg import onepass
 from vbg.errors import ConfigError
-
-# BT.601 luma weights, the same cv2.COLOR_BGR2GRAY uses.
-_WB, _WG, _WR = 0.114, 0.587, 0.299
+from vbg.thumbs import Thumbnailer
 
 
 @dataclass(frozen=True)
@@ -100,103 +99,6 @@ def _fold_curve(coef: np.ndarray, threshold: float, contrast: float, ak: np.ndar
             bk[y, x] = coef[y, x, 1] * gain + offset
 
 
-@nb.njit(cache=True, parallel=True, fastmath=True)
-def _widen(field_a: np.ndarray, field_b: np.ndarray, use_a: bool, x0: np.ndarray, x1: np.ndarray,
-           wx: np.ndarray, out_a: np.ndarray, out_b: np.ndarray) -> None:
-    """out_* = field_* resized bilinearly along x to out's width (rows unchanged); one launch."""
-    for j in nb.prange(field_b.shape[0]):
-        src_a, src_b, dst_a, dst_b = field_a[j], field_b[j], out_a[j], out_b[j]
-        for x in range(out_b.shape[1]):
-            lo, hi = src_b[x0[x]], src_b[x1[x]]
-            dst_b[x] = lo + (hi - lo) * wx[x]
-        if use_a:
-            for x in range(out_a.shape[1]):
-                lo, hi = src_a[x0[x]], src_a[x1[x]]
-                dst_a[x] = lo + (hi - lo) * wx[x]
-
-
-@nb.njit(cache=True, fastmath=True, inline="always")
-def _affine_row(row: np.ndarray, a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray,
-                fy: float, use_guide: bool, value: np.ndarray, grey: np.ndarray,
-                dst: np.ndarray) -> None:
-    """dst = clip(a * grey(row) + b, 0, 255) as uint8 for one row; a, b blended along y by fy.
-
-    Simple loops over row buffers vectorise; one fused loop did not (~30% slower, measured).
-    """
-    width = dst.shape[0]
-    wb, wg, wr = np.float32(_WB), np.float32(_WG), np.float32(_WR)
-    zero, top, half = np.float32(0.0), np.float32(255.0), np.float32(0.5)
-    for x in range(width):
-        value[x] = b0[x] + (b1[x] - b0[x]) * fy
-    if use_guide:
-        for x in range(width):
-            grey[x] = (wb * np.float32(row[3 * x]) + wg * np.float32(row[3 * x + 1])
-                       + wr * np.float32(row[3 * x + 2]))
-        for x in range(width):
-            value[x] += (a0[x] + (a1[x] - a0[x]) * fy) * grey[x]
-    for x in range(width):
-        dst[x] = np.uint8(np.int32(min(max(value[x], zero), top) + half))
-
-
-@nb.njit(cache=True, parallel=True, fastmath=True)
-def _apply_affine(frame: np.ndarray, wide_a: np.ndarray, wide_b: np.ndarray,
-                  y0: np.ndarray, y1: np.ndarray, wy: np.ndarray, use_guide: bool,
-                  out: np.ndarray) -> None:
-    """out = clip(a * grey(frame) + b, 0, 255) as uint8; a, b = wide rows blended along y."""
-    height, width = out.shape
-    pixels = frame.reshape(height, width * 3)  # flat rows: lets LLVM vectorise the BGR reads
-    for y in nb.prange(height):
-        value, grey = np.empty(width, np.float32), np.empty(width, np.float32)
-        _affine_row(pixels[y], wide_a[y0[y]], wide_a[y1[y]], wide_b[y0[y]], wide_b[y1[y]],
-                    wy[y], use_guide, value, grey, out[y])
-
-
-@nb.njit(cache=True, parallel=True, fastmath=True)
-def _apply_affine_feather1(frame: np.ndarray, wide_a: np.ndarray, wide_b: np.ndarray,
-                           y0: np.ndarray, y1: np.ndarray, wy: np.ndarray, use_guide: bool,
-                           out: np.ndarray) -> None:
-    """_apply_affine then the 3x3 Gaussian of feather=1 ([1 2 1]/4 each way, border
-    reflect-101, as cv2.GaussianBlur), without writing and re-reading the sharp matte: each
-    chunk of rows keeps the last three sharp rows (needs height, width >= 2)."""
-    height, width = out.shape
-    pixels = frame.reshape(height, width * 3)
-    chunks = min(height, 16)  # 2 extra sharp rows per chunk
-    for chunk in nb.prange(chunks):
-        start, stop = chunk * height // chunks, (chunk + 1) * height // chunks
-        value, grey = np.empty(width, np.float32), np.empty(width, np.float32)
-        sharp = np.empty((3, width), np.uint8)  # rows y-1, y, y+1 (rotating)
-        # Vertical [1 2 1] sums; float32 is exact here, and numba would widen integer
-        # arithmetic to int64 (a quarter of the vector lanes of uint16).
-        column = np.empty(width, np.float32)
-        sixteenth = np.float32(1.0 / 16.0)
-        for k in range(3):
-            src = start - 1 + k
-            if src < 0:
-                src = 1
-            elif src >= height:
-                src = height - 2
-            _affine_row(pixels[src], wide_a[y0[src]], wide_a[y1[src]], wide_b[y0[src]],
-                        wide_b[y1[src]], wy[src], use_guide, value, grey, sharp[k])
-        above, here, below = 0, 1, 2
-        for y in range(start, stop):
-            if y > start:
-                above, here, below = here, below, above
-                src = y + 1 if y + 1 < height else height - 2
-                _affine_row(pixels[src], wide_a[y0[src]], wide_a[y1[src]], wide_b[y0[src]],
-                            wide_b[y1[src]], wy[src], use_guide, value, grey, sharp[below])
-            r0, r1, r2 = sharp[above], sharp[here], sharp[below]
-            for x in range(width):
-                column[x] = (np.float32(r0[x]) + np.float32(2.0) * np.float32(r1[x])
-                             + np.float32(r2[x]) + np.float32(2.0))  # +2: 4 columns give +8
-            dst = out[y]
-            dst[0] = np.uint8(np.int32((column[1] + column[0]) * np.float32(2.0) * sixteenth))
-            for x in range(1, width - 1):
-                total = column[x - 1] + np.float32(2.0) * column[x] + column[x + 1]
-                dst[x] = np.uint8(np.int32(total * sixteenth))
-            total = (column[width - 2] + column[width - 1]) * np.float32(2.0)
-            dst[width - 1] = np.uint8(np.int32(total * sixteenth))
-
-
 def _linear_taps(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Bilinear source indices and weights (half-pixel centres, as cv2.resize INTER_LINEAR)."""
     pos = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
@@ -206,18 +108,53 @@ def _linear_taps(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return lo, hi, (pos - lo).astype(np.float32)
 
 
+@nb.njit(cache=True, fastmath=True)
+def _bounds(a: np.ndarray, b: np.ndarray, guided: bool, grey: np.ndarray, lo: np.ndarray,
+            hi: np.ndarray, small: np.ndarray) -> None:
+    """Per guide cell: the lowest and highest a * g + b for any grey g in 0..255, and the matte
+    at the guide grid (`small`, uint8; the blur's weights)."""
+    top = np.float32(255.0)
+    for y in range(b.shape[0]):
+        for x in range(b.shape[1]):
+            value, low, high = b[y, x], b[y, x], b[y, x]
+            if guided:
+                slope = a[y, x] * top
+                low += min(slope, np.float32(0.0))
+                high += max(slope, np.float32(0.0))
+                value += a[y, x] * np.float32(grey[y, x])
+            lo[y, x], hi[y, x] = low, high
+            small[y, x] = np.uint8(np.int32(min(max(value, np.float32(0.0)), top) + 0.5))
+
+
+@nb.njit(cache=True, fastmath=True)
+def _classify(lo4: np.ndarray, hi4: np.ndarray, classes: np.ndarray, edges: np.ndarray) -> None:
+    """Class of each guide cell from its 4x4 neighbourhood bounds (margins cover float error:
+    values >= 254.5 round to 255, < 0.5 to 0); edges = 1 where it is EDGE."""
+    for y in range(lo4.shape[0]):
+        for x in range(lo4.shape[1]):
+            edges[y, x] = 0
+            if lo4[y, x] >= np.float32(255.25):
+                classes[y, x] = onepass.SURE_PERSON
+            elif hi4[y, x] <= np.float32(0.25):
+                classes[y, x] = onepass.SURE_BG
+            else:
+                classes[y, x] = onepass.EDGE
+                edges[y, x] = 1
+
+
 def warm_up() -> None:
     """Compile (or load from cache) the numba kernels and start their thread pool."""
-    for feather in (1, 0):  # the fused one-pass kernel (feather 1) and the plain one
+    for feather in (1, 0):
         MatteRefiner(RefineParams(guided=True, feather=feather))(np.zeros((36, 64, 3), np.uint8),
                                                                  np.zeros((9, 16), np.float32))
+    MatteRefiner(RefineParams(guided=False))(np.zeros((36, 64, 3), np.uint8),
+                                              np.zeros((9, 16), np.float32))
 
 
 class MatteRefiner:
-    """Callable: (frame BGR uint8 HxWx3, low-res float32 alpha) -> uint8 HxW matte (reused buffer).
-
-    The returned array is overwritten by the next call: copy it to keep it.
-    """
+    """(frame BGR uint8 HxWx3, low-res float32 alpha) -> the frame's matte: `fields()` gives it
+    low-res (drawn later in one pass with the blend), calling the refiner gives it as a uint8 HxW
+    image (a reused buffer, overwritten by the next call: copy it to keep it)."""
 
     def __init__(self, params: RefineParams = DEFAULTS) -> None:
         self._frame_size: tuple[int, int] | None = None
@@ -236,6 +173,11 @@ class MatteRefiner:
         self._params = params
         self._frame_size = None
 
+    @property
+    def one_pass(self) -> bool:
+        """Whether the matte can be drawn inside the blend (no erode, feather 0 or 1)."""
+        return self.params.erode == 0 and self.params.feather <= 1
+
     # --- buffers (pre-allocated once per frame size; hot path writes with dst=/out=) ---
     def _alloc_frame(self, h: int, w: int) -> None:
         p = self.params
@@ -246,15 +188,9 @@ class MatteRefiner:
         gw = min(p.guide_width, w)
         gh = max(1, round(h * gw / w))
         self._guide_size = (gh, gw)
-        # Big reductions: sparse INTER_LINEAR to twice the guide, then an exact 2x2 mean (as good
-        # as INTER_AREA on DAVIS upscaled to 1080p, at a fraction of the memory reads).
-        self._double = (np.empty((2 * gh, 2 * gw, 3), np.uint8) if w > 2 * gw and h > 2 * gh
-                        else None)
-        # At an odd whole ratio (1080p: 3) every linear sample point is a pixel centre:
-        # INTER_NEAREST_EXACT gives the same pixels at ~1/3 of the cost (0.2 vs 0.6 ms).
-        ratio = w / (2 * gw)
-        odd = ratio == h / (2 * gh) and ratio.is_integer() and int(ratio) % 2 == 1
-        self._double_interpolation = cv2.INTER_NEAREST_EXACT if odd else cv2.INTER_LINEAR
+        # Big frames: a sparse thumbnail at twice the guide first, then an exact 2x2 mean (as
+        # good as INTER_AREA on DAVIS upscaled to 1080p, at a fraction of the memory reads).
+        self._thumbnailer = Thumbnailer(2 * gw)
         self._guide_bgr = np.empty((gh, gw, 3), np.uint8)
         self._guide_grey = np.empty((gh, gw), np.uint8)
         self._p = np.empty((gh, gw), np.float32)
@@ -268,29 +204,38 @@ class MatteRefiner:
         self._morph_kernel = (cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * n + 1, 2 * n + 1))
                               if n else None)
 
-    def _taps_for(self, fh: int, fw: int) -> None:
-        """Interpolation tables and the (field rows x frame width) buffers for one field size."""
+    def _grid_for(self, fh: int, fw: int) -> None:
+        """Interpolation tables and the classification buffers for one field grid size."""
         if self._field_size != (fh, fw):
             h, w = self._frame_size  # type: ignore[misc]
-            self._x0, self._x1, self._wx = _linear_taps(w, fw)
-            self._y0, self._y1, self._wy = _linear_taps(h, fh)
-            self._wide_a = np.empty((fh, w), np.float32)
-            self._wide_b = np.empty((fh, w), np.float32)
+            x0, _, wx = _linear_taps(w, fw)
+            y0, y1, wy = _linear_taps(h, fh)
+            starts = np.searchsorted(x0, np.arange(fw + 1)).astype(np.int32)
+            self._taps = (wx, y0, y1, wy, starts)
+            # Skipping sure cells needs every frame pixel's neighbours within one cell.
+            self._can_skip = fw <= w and fh <= h
+            self._lo = np.empty((fh, fw), np.float32)
+            self._hi = np.empty((fh, fw), np.float32)
+            self._lo4 = np.empty((fh, fw), np.float32)
+            self._hi4 = np.empty((fh, fw), np.float32)
+            self._classes = np.full((fh, fw), onepass.EDGE, np.uint8)
+            self._edges = np.ones((fh, fw), np.uint8)
+            self._need = np.ones((fh, fw), np.uint8)
+            self._small = np.empty((fh, fw), np.uint8)
+            self._no_grey = np.zeros((fh, fw), np.uint8)
             self._field_size = (fh, fw)
 
     # --- stages ---
-    def _grey_guide(self, frame: np.ndarray) -> np.ndarray:
+    def _grey_guide(self, frame: np.ndarray, thumb: np.ndarray | None) -> np.ndarray:
         gh, gw = self._guide_size
-        src = frame
-        if self._double is not None:
-            cv2.resize(frame, (2 * gw, 2 * gh), dst=self._double,
-                       interpolation=self._double_interpolation)
-            src = self._double
-        cv2.resize(src, (gw, gh), dst=self._guide_bgr, interpolation=cv2.INTER_AREA)
+        if thumb is None or thumb.shape[1] < 2 * gw:  # none given, or too coarse
+            thumb = self._thumbnailer(frame)
+        cv2.resize(thumb, (gw, gh), dst=self._guide_bgr, interpolation=cv2.INTER_AREA)
         cv2.cvtColor(self._guide_bgr, cv2.COLOR_BGR2GRAY, dst=self._guide_grey)
         return self._guide_grey
 
-    def _guided_fields(self, frame: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _guided_fields(self, frame: np.ndarray, alpha: np.ndarray, thumb: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
         """Guided-filter coefficients at guide size, curve folded in, scaled for grey 0..255."""
         p = self.params
         gh, gw = self._guide_size
@@ -299,7 +244,7 @@ class MatteRefiner:
         else:
             cv2.resize(alpha, (gw, gh), dst=self._p, interpolation=cv2.INTER_LINEAR)
         box = (2 * p.radius + 1, 2 * p.radius + 1)
-        _guide_stats(self._grey_guide(frame), self._p, self._stats)
+        _guide_stats(self._grey_guide(frame, thumb), self._p, self._stats)
         cv2.boxFilter(self._stats, -1, box, dst=self._means, borderType=cv2.BORDER_REFLECT)
         _linear_model(self._means, p.eps, self._coef)
         cv2.boxFilter(self._coef, -1, box, dst=self._mean_coef, borderType=cv2.BORDER_REFLECT)
@@ -320,30 +265,46 @@ class MatteRefiner:
         self._curve(self._plain)
         return self._plain, self._plain
 
-    def __call__(self, frame: np.ndarray, alpha_lowres: np.ndarray) -> np.ndarray:
+    def fields(self, frame: np.ndarray, alpha_lowres: np.ndarray, feather: int | None = None,
+               thumb: np.ndarray | None = None) -> onepass.MatteFields:
+        """The matte of `frame` as low-res fields (reused buffers, valid until the next call);
+        `feather` overrides the setting (0 or 1); `thumb`: the frame already shrunken
+        (thumbs.Thumbnailer), saves reading the frame for the guide."""
         h, w = frame.shape[:2]
         if self._frame_size != (h, w):
             self._alloc_frame(h, w)
         p = self.params
-        if not frame.flags.c_contiguous:  # the pipeline's frames are; views (crops) are not
-            frame = np.ascontiguousarray(frame)
         alpha = np.asarray(alpha_lowres, dtype=np.float32)
         if p.guided:
-            ak, bk = self._guided_fields(frame, alpha)
+            a, b = self._guided_fields(frame, alpha, thumb)
+            grey = self._guide_grey
         else:
-            ak, bk = self._bilinear_fields(alpha)
-        self._taps_for(*bk.shape)
+            a, b = self._bilinear_fields(alpha)
+            grey = None
+        self._grid_for(*b.shape)
+        if grey is None:
+            grey = self._no_grey
+        _bounds(a, b, p.guided, grey, self._lo, self._hi, self._small)
+        if self._can_skip:
+            window = np.ones((4, 4), np.uint8)  # cells -1..+2: bilinear taps and the feather
+            cv2.erode(self._lo, window, dst=self._lo4, anchor=(1, 1))
+            cv2.dilate(self._hi, window, dst=self._hi4, anchor=(1, 1))
+            _classify(self._lo4, self._hi4, self._classes, self._edges)
+            cv2.dilate(self._edges, np.ones((3, 3), np.uint8), dst=self._need)
+        feather = min(1, p.feather) if feather is None else feather
+        return onepass.MatteFields(a, b, self._classes, self._need, self._taps, p.guided, feather,
+                                   self._small, self._guide_bgr if p.guided else None)
+
+    def __call__(self, frame: np.ndarray, alpha_lowres: np.ndarray) -> np.ndarray:
+        p = self.params
+        if not frame.flags.c_contiguous:  # the pipeline's frames are; views (crops) are not
+            frame = np.ascontiguousarray(frame)
+        if self.one_pass:
+            return onepass.draw(self.fields(frame, alpha_lowres), frame, matte=self._out)
+        fields = self.fields(frame, alpha_lowres, feather=0)
         # Post-filters need src != dst; the last stage always writes the stable output buffer.
         posts = int(p.erode != 0) + int(p.feather > 0)
-        first = self._tmp if posts == 1 else self._out
-        _widen(ak, bk, p.guided, self._x0, self._x1, self._wx, self._wide_a, self._wide_b)
-        if p.erode == 0 and p.feather == 1 and h >= 2 and w >= 2:  # the live default: one pass
-            _apply_affine_feather1(frame, self._wide_a, self._wide_b, self._y0, self._y1,
-                                   self._wy, p.guided, self._out)
-            return self._out
-        _apply_affine(frame, self._wide_a, self._wide_b, self._y0, self._y1, self._wy, p.guided,
-                      first)
-        src = first
+        src = onepass.draw(fields, frame, matte=self._tmp if posts == 1 else self._out)
         if p.erode:
             dst = self._tmp if posts == 2 else self._out
             op = cv2.erode if p.erode > 0 else cv2.dilate

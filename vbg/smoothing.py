@@ -29,14 +29,18 @@ def _blend(alpha: np.ndarray, prev: np.ndarray, grey: np.ndarray, prev_grey: np.
 
 
 @njit(fastmath=True, cache=True)
-def _mean_absdiff(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean |a - b| of two float32 images, without a temporary array."""
-    h, w = a.shape
+def _grey_change(small: np.ndarray, prev_grey: np.ndarray, grey: np.ndarray) -> float:
+    """grey = BT.601 luma of `small` (BGR uint8) in 0..1; returns mean |grey - prev_grey|."""
+    h, w = grey.shape
     total = 0.0
     for y in range(h):
         row = 0.0
         for x in range(w):
-            row += abs(a[y, x] - b[y, x])
+            value = (np.float32(0.114 / 255) * np.float32(small[y, x, 0])
+                     + np.float32(0.587 / 255) * np.float32(small[y, x, 1])
+                     + np.float32(0.299 / 255) * np.float32(small[y, x, 2]))
+            grey[y, x] = value
+            row += abs(value - prev_grey[y, x])
         total += row
     return total / (h * w)
 
@@ -58,18 +62,18 @@ class TemporalSmoother:
         self._last_t = None
 
     def _alloc(self, shape: tuple[int, int]) -> None:
-        # Pre-allocated low-res buffers (hot path), remade only when the matte size changes.
+        # Pre-allocated low-res buffers (hot path), remade only when the matte size changes;
+        # the smoothed matte and the grey thumbnail ping-pong between two buffers each.
         self._shape = shape
-        self._prev = np.zeros(shape, np.float32)
-        self._out = np.zeros(shape, np.float32)
+        self._outs = (np.zeros(shape, np.float32), np.zeros(shape, np.float32))
+        self._greys = (np.zeros(shape, np.float32), np.zeros(shape, np.float32))
         self._small = np.zeros((*shape, 3), np.uint8)
-        self._grey8 = np.zeros(shape, np.uint8)
-        self._grey = np.zeros(shape, np.float32)
-        self._prev_grey = np.zeros(shape, np.float32)
+        self._turn = 0
         self._last_t = None
 
     def __call__(self, alpha: np.ndarray, frame: np.ndarray, timestamp: float) -> np.ndarray:
-        """Smoothed alpha (a reused buffer) for `alpha` computed on `frame` at `timestamp` s."""
+        """Smoothed alpha (a reused buffer, valid until the call after next) for `alpha`
+        computed on `frame` at `timestamp` s."""
         if not self.enabled:
             return alpha
         if alpha.shape != self._shape:
@@ -79,27 +83,25 @@ class TemporalSmoother:
         # pre-allocated buffer (~0.08 ms at 1080p; a strided view first made cv2 copy it, ~0.9
         # ms; INTER_AREA from full size cost ~2 ms).
         cv2.resize(frame, (w, h), dst=self._small, interpolation=cv2.INTER_LINEAR)
-        cv2.cvtColor(self._small, cv2.COLOR_BGR2GRAY, dst=self._grey8)
-        np.multiply(self._grey8, np.float32(1 / 255), out=self._grey)
+        prev, out = self._outs[self._turn], self._outs[1 - self._turn]
+        prev_grey, grey = self._greys[self._turn], self._greys[1 - self._turn]
+        change = _grey_change(self._small, prev_grey, grey)
         first = self._last_t is None
-        if not first:
-            change = _mean_absdiff(self._grey, self._prev_grey)
-            if change > self.scene_cut:
-                self.cuts += 1
-                first = True
+        if not first and change > self.scene_cut:
+            self.cuts += 1
+            first = True
         if first:
-            self._out[:] = alpha
+            np.copyto(out, alpha)
         else:
             dt = max(1e-3, timestamp - self._last_t)
             keep = math.exp(-dt / self.tau) if self.tau > 0 else 0.0
-            _blend(alpha, self._prev, self._grey, self._prev_grey, keep,
-                   self.motion_gain, self._out)
+            _blend(np.ascontiguousarray(alpha, np.float32), prev, grey, prev_grey, keep,
+                   self.motion_gain, out)
         self._last_t = timestamp
-        self._prev[:] = self._out
-        self._prev_grey[:] = self._grey
-        return self._out
+        self._turn = 1 - self._turn
+        return out
 
     def warm_up(self) -> None:
         a = np.zeros((4, 4), np.float32)
         _blend(a, a, a, a, 0.5, 1.0, np.empty_like(a))
-        _mean_absdiff(a, a)
+        _grey_change(np.zeros((4, 4, 3), np.uint8), a, np.empty_like(a))

@@ -5,17 +5,42 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numba import njit
 
 from vbg.segment.base import Segmenter
 
 
+@njit(cache=True)
+def _box(alpha: np.ndarray, threshold: float) -> tuple[int, int, int, int]:
+    """One pass: (x0, y0, x1, y1) of the pixels above threshold; x0 = -1 if none."""
+    height, width = alpha.shape
+    x0, y0, x1, y1 = width, height, -1, -1
+    for y in range(height):
+        row = alpha[y]
+        first = -1
+        for x in range(width):
+            if row[x] > threshold:
+                first = x
+                break
+        if first < 0:
+            continue
+        last = first
+        for x in range(width - 1, first, -1):
+            if row[x] > threshold:
+                last = x
+                break
+        x0, x1 = min(x0, first), max(x1, last)
+        y0 = min(y0, y)
+        y1 = y
+    if x1 < 0:
+        return -1, -1, -1, -1
+    return x0, y0, x1 + 1, y1 + 1
+
+
 def person_box(alpha: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int, int] | None:
     """(x0, y0, x1, y1), end-exclusive, around the pixels where alpha > threshold; None if none."""
-    mask = alpha > threshold
-    cols, rows = np.flatnonzero(mask.any(axis=0)), np.flatnonzero(mask.any(axis=1))
-    if cols.size == 0:
-        return None
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+    x0, y0, x1, y1 = _box(np.ascontiguousarray(alpha), float(threshold))
+    return None if x0 < 0 else (int(x0), int(y0), int(x1), int(y1))
 
 
 class TrackedSegmenter:
@@ -84,24 +109,26 @@ class TrackedSegmenter:
             cv2.resize(self.inner(frame), (self._cw, self._ch), dst=self._full,
                        interpolation=cv2.INTER_LINEAR)
         self._count += 1
+        if crop is None:  # the whole-frame pass is the answer: no copy
+            self._box = self._track(self._full)
+            return self._full
         self._out[:] = self._full
-        if crop is not None:
-            x0, y0, x1, y1 = crop
-            s = self._scale
-            cx0, cy0 = round(x0 * s), round(y0 * s)
-            cx1, cy1 = max(cx0 + 1, round(x1 * s)), max(cy0 + 1, round(y1 * s))
-            dst = self._out[cy0:cy1, cx0:cx1]
-            size = (cx1 - cx0, cy1 - cy0)
-            cv2.resize(self.zoom(frame[y0:y1, x0:x1]), size, dst=dst,
+        x0, y0, x1, y1 = crop
+        s = self._scale
+        cx0, cy0 = round(x0 * s), round(y0 * s)
+        cx1, cy1 = max(cx0 + 1, round(x1 * s)), max(cy0 + 1, round(y1 * s))
+        dst = self._out[cy0:cy1, cx0:cx1]
+        size = (cx1 - cx0, cy1 - cy0)
+        cv2.resize(self.zoom(frame[y0:y1, x0:x1]), size, dst=dst,
+                   interpolation=cv2.INTER_LINEAR)
+        if self.mirror:
+            mirrored = self._mirrored[: size[1], : size[0]]  # pre-allocated canvas buffer
+            cv2.resize(self._mirrored_pass(frame[y0:y1, x0:x1]), size, dst=mirrored,
                        interpolation=cv2.INTER_LINEAR)
-            if self.mirror:
-                mirrored = self._mirrored[: size[1], : size[0]]  # pre-allocated canvas buffer
-                cv2.resize(self._mirrored_pass(frame[y0:y1, x0:x1]), size, dst=mirrored,
-                           interpolation=cv2.INTER_LINEAR)
-                dst += mirrored[:, ::-1]
-                dst *= 0.5
-            self.zoomed += 1
-        self._track()
+            dst += mirrored[:, ::-1]
+            dst *= 0.5
+        self.zoomed += 1
+        self._box = self._track(self._out)
         return self._out
 
     def _mirrored_pass(self, crop: np.ndarray) -> np.ndarray:
@@ -115,10 +142,11 @@ class TrackedSegmenter:
         cv2.flip(crop, 1, dst=flipped)
         return self.zoom(flipped)
 
-    def _track(self) -> None:
-        """Follow the person's bounding box on the canvas."""
-        box = person_box(self._out)
-        self._box = None if box is None else np.array(box, np.float64)
+    @staticmethod
+    def _track(alpha: np.ndarray) -> np.ndarray | None:
+        """The person's bounding box on the canvas, to follow them."""
+        box = person_box(alpha)
+        return None if box is None else np.array(box, np.float64)
 
     def _crop_box(self, fw: int, fh: int) -> tuple[int, int, int, int] | None:
         """Frame-pixel crop around the tracked box, near the network's aspect, or None."""

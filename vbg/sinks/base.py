@@ -17,6 +17,7 @@ class Sink(Protocol):
     """Where composited frames go: virtual camera, file, window, nowhere."""
 
     name: str
+    needs_matte: bool  # write() gets the matte only if True (absent: treated as True)
 
     def open(self, width: int, height: int, fps: float, channels: int = 3) -> None:
         """Prepare for frames of this size; raise SinkError with the fix if impossible."""

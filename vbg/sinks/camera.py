@@ -19,6 +19,8 @@ class VirtualCameraSink:
     the pipeline paces frames, so `sleep_until_next_frame` is never called.
     """
 
+    needs_matte = False  # the composited frame only
+
     def __init__(self, device: str | None = None, backend: str | None = None,
                  name: str = vcam.LABEL):
         self.requested_device = device

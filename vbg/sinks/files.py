@@ -120,6 +120,8 @@ class _VideoWriterSink:
 class VideoFileSink(_VideoWriterSink):
     """The composited video; codec from the extension (.mp4 mp4v, .avi MJPG, .mkv FFV1)."""
 
+    needs_matte = False
+
     def write(self, frame: np.ndarray, alpha: np.ndarray | None = None,
               timestamp: float | None = None) -> None:
         self._write(frame)
@@ -130,6 +132,7 @@ class MatteFileSink(_VideoWriterSink):
 
     grey = True
     kind = "matte"
+    needs_matte = True
 
     def write(self, frame: np.ndarray, alpha: np.ndarray | None = None,
               timestamp: float | None = None) -> None:

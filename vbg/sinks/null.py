@@ -12,6 +12,8 @@ from vbg.sinks.base import FrameAdapter, even_size
 class NullSink:
     """For benchmarks: BGR -> I420 (as the virtual camera does) into one buffer, then nothing."""
 
+    needs_matte = False  # the composited frame only
+
     def __init__(self, convert: bool = True):
         self.convert = convert
         self.name = "null"

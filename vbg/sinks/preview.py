@@ -35,6 +35,8 @@ def display_problem(environ: dict[str, str] | None = None,
 class PreviewSink:
     """Shows each frame in a window; `stop_requested` turns True on q, Esc or closing it."""
 
+    needs_matte = False  # the composited frame only
+
     def __init__(self, title: str = "VBG preview"):
         self.title = title
         self.name = f"preview window {title!r}"

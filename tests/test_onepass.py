@@ -1,0 +1,180 @@
+"""One pass: skipping sure cells changes nothing; the blend equals matte-then-blend."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from vbg import onepass
+from vbg.background import BlurBackground, ColorBackground, Enlarger, ImageBackground
+from vbg.composite import Compositor, blend, blend_color, blend_enlarged
+from vbg.refine import DEFAULTS, MatteRefiner, RefineParams
+from vbg.thumbs import Thumbnailer
+
+ROOT = Path(__file__).resolve().parents[1]
+PORTRAIT = ROOT / "samples" / "astronaut.png"
+
+
+def scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """A real portrait stretched to the size, and a blob-shaped low-res alpha over it."""
+    frame = cv2.resize(cv2.imread(str(PORTRAIT)), (width, height), interpolation=cv2.INTER_AREA)
+    yy, xx = np.mgrid[0:36, 0:64].astype(np.float32)
+    blob = np.exp(-(((xx - 30) / 14) ** 2 + ((yy - 22) / 12) ** 2) ** 2)
+    return np.ascontiguousarray(frame), np.clip(blob * 1.2, 0, 1).astype(np.float32)
+
+
+def everything_edge(fields: onepass.MatteFields) -> onepass.MatteFields:
+    """The same fields with no cell skipped: every pixel computed the long way."""
+    return dataclasses.replace(fields, classes=np.full_like(fields.classes, onepass.EDGE),
+                               need=np.ones_like(fields.need))
+
+
+PARAMS = [DEFAULTS, RefineParams(feather=0), RefineParams(guided=False),
+          RefineParams(contrast=1.5, threshold=0.42)]
+
+
+@pytest.mark.parametrize("params", PARAMS, ids=["default", "feather0", "bilinear", "live"])
+@pytest.mark.parametrize("size", [(640, 360), (333, 197)])
+def test_skipping_sure_cells_changes_no_pixel(params: RefineParams, size: tuple[int, int]) -> None:
+    frame, low = scene(*size)
+    fields = MatteRefiner(params).fields(frame, low)
+    kinds = set(np.unique(fields.classes))
+    assert {onepass.SURE_BG, onepass.EDGE, onepass.SURE_PERSON} <= kinds  # all paths run
+    height, width = frame.shape[:2]
+    fast, slow = np.empty((height, width), np.uint8), np.empty((height, width), np.uint8)
+    onepass.draw(fields, frame, matte=fast)
+    onepass.draw(everything_edge(fields), frame, matte=slow)
+    np.testing.assert_array_equal(fast, slow)
+    assert fast.min() == 0 and fast.max() == 255 and ((fast > 0) & (fast < 255)).any()
+
+
+@pytest.mark.parametrize("kind", ["color", "image", "blur"])
+@pytest.mark.parametrize("feather", [0, 1])
+def test_render_equals_matte_then_blend(kind: str, feather: int, tmp_path: Path) -> None:
+    frame, low = scene(320, 180)
+    refiner = MatteRefiner(RefineParams(feather=feather))
+    fields = refiner.fields(frame, low)
+    matte = refiner(frame, low).copy()
+    if kind == "image":
+        path = tmp_path / "bg.png"
+        cv2.imwrite(str(path), np.random.default_rng(3).integers(0, 256, (90, 120, 3), np.uint8))
+        background = ImageBackground(path)
+    else:
+        background = ColorBackground("#3366cc") if kind == "color" else BlurBackground(15)
+    compositor = Compositor(background)
+    drawn = np.empty_like(matte)
+    got = compositor.render(frame, fields, matte=drawn).copy()
+    np.testing.assert_array_equal(drawn, matte)
+    if kind == "color":
+        want = blend_color(frame, np.array(background.color, np.uint8), matte,
+                           np.empty_like(frame))
+    elif kind == "image":
+        want = blend(frame, background.prepare(frame, matte), matte, np.empty_like(frame))
+    else:
+        small = BlurBackground(15).prepare(frame, fields.small, thumb=fields.thumb)
+        want = blend_enlarged(frame, small, matte, np.empty_like(frame), Enlarger())
+    np.testing.assert_array_equal(got, want)
+
+
+def test_transparent_render_carries_the_matte() -> None:
+    from vbg.background import TransparentBackground
+
+    frame, low = scene(160, 90)
+    refiner = MatteRefiner()
+    out = Compositor(TransparentBackground()).render(frame, refiner.fields(frame, low))
+    assert out.shape == (90, 160, 4)
+    np.testing.assert_array_equal(out[..., :3], frame)
+    np.testing.assert_array_equal(out[..., 3], refiner(frame, low))
+
+
+def test_fields_reject_another_frame_size() -> None:
+    frame, low = scene(160, 90)
+    fields = MatteRefiner().fields(frame, low)
+    with pytest.raises(ValueError, match="fields for"):
+        onepass.draw(fields, np.zeros((90, 161, 3), np.uint8), matte=np.empty((90, 161), np.uint8))
+
+
+def test_fields_from_a_thumbnail_match_fields_from_the_frame() -> None:
+    frame, low = scene(1920, 1080)
+    thumb = Thumbnailer()(frame).copy()
+    assert thumb.shape == (360, 640, 3)
+    np.testing.assert_array_equal(thumb, frame[1::3, 1::3])  # pixel centres at ratio 3
+    a = MatteRefiner().fields(frame, low)
+    b = MatteRefiner().fields(frame, low, thumb=thumb)
+    np.testing.assert_array_equal(a.b, b.b)
+    np.testing.assert_array_equal(a.classes, b.classes)
+
+
+def test_thumbnailer_keeps_small_frames_and_aspect() -> None:
+    thumbs = Thumbnailer()
+    small = np.zeros((240, 320, 3), np.uint8)
+    assert thumbs(small) is small
+    assert thumbs(np.zeros((720, 1280, 3), np.uint8)).shape == (360, 640, 3)
+    assert thumbs(np.zeros((480, 854, 3), np.uint8)).shape == (360, 640, 3)
+
+
+class ListCapture:
+    """The given frames in order, then 'ended'."""
+
+    def __init__(self, frames: list[np.ndarray]) -> None:
+        self.frames, self.state, self.index = frames, "live", 0
+
+    def get(self, timeout: float):
+        from vbg.capture.thread import Frame
+
+        if self.index >= len(self.frames):
+            self.state = "ended"
+            return None
+        self.index += 1
+        return Frame(self.frames[self.index - 1], float(self.index), self.index - 1)
+
+    def stats(self) -> dict:
+        return {}
+
+    def stop(self) -> None:
+        pass
+
+
+class Keep:
+    """Records frames and mattes; `needs_matte` as given (None: attribute absent)."""
+
+    def __init__(self, needs_matte: bool | None) -> None:
+        if needs_matte is not None:
+            self.needs_matte = needs_matte
+        self.name, self.frames, self.mattes = "keep", [], []
+
+    def open(self, *args) -> None:
+        pass
+
+    def write(self, frame, alpha=None, timestamp=None) -> None:
+        self.frames.append(frame.copy())
+        self.mattes.append(None if alpha is None else alpha.copy())
+
+    def close(self) -> None:
+        pass
+
+
+def test_pipeline_draws_the_matte_only_for_sinks_that_want_it() -> None:
+    from vbg import config, live
+    from vbg.pipeline import Pipeline
+
+    s = config.load(None)
+    s["background"], s["color"] = "", "#20a040"
+    frames = [np.roll(scene(320, 180)[0], 8 * k, axis=1) for k in range(4)]
+    for wants in (True, None, False):
+        sink = Keep(wants)
+        stats = Pipeline(ListCapture(frames), live.build_stages(s), [sink], fps=30,
+                         realtime=False).run()
+        assert stats.frames_out == 4
+        if wants is False:
+            assert all(m is None for m in sink.mattes)
+            continue
+        for frame, out, matte in zip(frames, sink.frames, sink.mattes, strict=True):
+            assert matte.shape == (180, 320) and matte.max() == 255 and matte.min() == 0
+            want = blend_color(frame, np.array((0x40, 0xA0, 0x20), np.uint8), matte,
+                               np.empty_like(frame))
+            np.testing.assert_array_equal(out, want)
