@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import cv2
@@ -29,8 +28,8 @@ def scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
 
 def everything_edge(fields: onepass.MatteFields) -> onepass.MatteFields:
     """The same fields with no cell skipped: every pixel computed the long way."""
-    return dataclasses.replace(fields, classes=np.full_like(fields.classes, onepass.EDGE),
-                               need=np.ones_like(fields.need))
+    return onepass.with_classes(fields, np.full_like(fields.classes, onepass.EDGE),
+                                np.ones_like(fields.need))
 
 
 PARAMS = [DEFAULTS, RefineParams(feather=0), RefineParams(guided=False),

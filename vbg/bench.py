@@ -60,6 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--model", metavar="NAME", help="segmentation model (default: live mode's, `auto`)")
     a("--provider", default="auto", choices=["auto", "cuda", "cpu"], help="inference provider")
     a("--threads", type=int, default=0, metavar="N", help="inference threads (0 = automatic)")
+    a("--frame-threads", dest="frame_threads", type=int, metavar="N",
+      help="threads for the per-frame image work (default: live mode's, 1; 0 = one per core)")
     a("--source", metavar="FILE", help="a video file or stream instead of the in-memory clip "
       "(its decode time is then reported)")
     a("--background", metavar="IMG", help="background image (default: live mode's blur)")
@@ -318,6 +320,7 @@ class BackgroundTimer:
 def live_settings(args: argparse.Namespace) -> dict[str, Any]:
     """Live mode's settings (configs/default.toml) with the bench's flags applied."""
     flags = {"model": args.model, "provider": args.provider, "threads": args.threads,
+             "frame_threads": args.frame_threads,
              "background": args.background, "blur": args.blur}
     return config.apply_flags(config.load(None), flags)
 
@@ -475,6 +478,8 @@ def run(args: argparse.Namespace) -> int:
     # (e.g. thread settings made at import) before the clip builder runs any kernel.
     from vbg import live
 
+    default_cv2_threads = cv2.getNumThreads()
+    frame_threads = live.set_frame_threads(s["frame_threads"])
     stages = live.build_stages(s)
     opener, source_name, size = _openers(args, size)
     background = (f"image {s['background']}" if s["background"]
@@ -485,13 +490,15 @@ def run(args: argparse.Namespace) -> int:
         "mode": "paced" if args.fps else "lossless", "fps": args.fps,
         "model": stages.segmenter.name, "provider": stages.segmenter.provider,
         "background": background, "source": source_name,
-        **run_vbg(stages, opener, args.fps, args.warmup, args.frames), "machine": machine(),
+        **run_vbg(stages, opener, args.fps, args.warmup, args.frames),
+        "machine": {**machine(), "frame_threads": frame_threads},
     }
     if args.baseline:
         from vbg.background import read_image
         from vbg.baseline import TypicalTool
 
         _log("vbg bench: the typical tool, same frames")
+        cv2.setNumThreads(default_cv2_threads)  # as the typical tool runs: OpenCV's default
         image = read_image(s["background"]) if s["background"] else None
         tool = TypicalTool(image, s["threads"] or None)
         result.update(run_baseline(tool, opener, args.fps, args.warmup, args.frames))
@@ -516,7 +523,8 @@ def report(r: dict[str, Any]) -> str:
              + f", {r['frames']} frames after {r['warmup']} warm-up, model {r['model']} on "
              f"{r['provider'].upper()}, background {r['background']}, source {r['source']}",
              f"machine: {m['cpus']} CPUs ({m['cpus_usable']} usable), {m['cpu_model']}, "
-             f"load {m['loadavg_1min'] or 0:.2f}, numba {m['numba_threading_layer']} threads"
+             f"load {m['loadavg_1min'] or 0:.2f}, frame threads {m['frame_threads']}, "
+             f"numba {m['numba_threading_layer']} threads"
              + (f" (OMP_WAIT_POLICY={m['omp_wait_policy']})" if m["omp_wait_policy"] else ""),
              "stage (median ms)     vbg" + ("   typical" if "baseline_stage_ms" in r else "")]
     base = r.get("baseline_stage_ms", {})

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from vbg import config
-from vbg.errors import VbgError
+from vbg.errors import ConfigError, VbgError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -36,6 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
       help="no second pass on a crop around a small person")
     a("--provider", choices=["auto", "cuda", "cpu"], help="inference provider")
     a("--threads", type=int, metavar="N", help="inference threads (0 = automatic)")
+    a("--frame-threads", dest="frame_threads", type=int, metavar="N",
+      help="threads for the per-frame image work (default 1: least CPU; 0 = one per core)")
     a("--output", metavar="FILE", help="write the composited video to FILE (no virtual camera)")
     a("--matte-output", dest="matte_output", metavar="FILE",
       help="write the alpha matte as a grey video")
@@ -57,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 LIVE_KEYS = ("camera", "size", "fps", "pixel_format", "wait_for_camera", "background", "video",
              "blur", "color", "mirror", "model", "provider", "threads", "output", "matte_output",
-             "virtual_camera", "device", "preview", "stats", "zoom")
+             "virtual_camera", "device", "preview", "stats", "zoom", "frame_threads")
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -147,6 +149,21 @@ def build_refiner(s: dict[str, Any], segmenter=None):
     return MatteRefiner(params)
 
 
+def set_frame_threads(n: int) -> int:
+    """Threads of numba's parallel kernels (on the calling thread) and of OpenCV; 0 = one per
+    core. Returns the number set."""
+    import cv2
+    import numba
+
+    if n < 0:
+        raise ConfigError(f"frame_threads = {n}: use 0 (one per core) or a positive number")
+    most = numba.config.NUMBA_NUM_THREADS
+    n = most if n == 0 else min(n, most)
+    numba.set_num_threads(n)
+    cv2.setNumThreads(n)
+    return n
+
+
 def build_stages(s: dict[str, Any]):
     """Segmenter, smoother, refiner and compositor as live mode runs them, warmed up."""
     from vbg import composite, refine
@@ -175,6 +192,7 @@ def run(args: argparse.Namespace) -> int:
     _install_signals(holder, args, log)  # first: a stop during start-up is clean too
     size = config.parse_size(s["size"]) if s["size"] else None
     t0 = time.perf_counter()
+    set_frame_threads(s["frame_threads"])  # this thread runs the pipeline
     stages = build_stages(s)
     segmenter = stages.segmenter
     why = " (chosen by --model auto)" if s["model"] == "auto" else ""
@@ -236,6 +254,7 @@ def _install_signals(holder: dict, args: argparse.Namespace, log) -> None:
         p.stages.compositor.background = new_bg
         p.stages.refiner = build_refiner(s, p.stages.segmenter)
         p.stages.smoother.enabled = build_smoother(s, p.stages.segmenter).enabled
+        set_frame_threads(s["frame_threads"])
         old.close()
         log("vbg: reloaded configuration and background")
 

@@ -221,6 +221,7 @@ class MatteRefiner:
             self._classes = np.full((fh, fw), onepass.EDGE, np.uint8)
             self._edges = np.ones((fh, fw), np.uint8)
             self._need = np.ones((fh, fw), np.uint8)
+            self._plan = onepass.new_plan((fh, fw))
             self._small = np.empty((fh, fw), np.uint8)
             self._no_grey = np.zeros((fh, fw), np.uint8)
             self._field_size = (fh, fw)
@@ -291,9 +292,11 @@ class MatteRefiner:
             cv2.dilate(self._hi, window, dst=self._hi4, anchor=(1, 1))
             _classify(self._lo4, self._hi4, self._classes, self._edges)
             cv2.dilate(self._edges, np.ones((3, 3), np.uint8), dst=self._need)
+        onepass.plan_runs(self._classes, self._need, self._taps[4], *self._plan)
         feather = min(1, p.feather) if feather is None else feather
-        return onepass.MatteFields(a, b, self._classes, self._need, self._taps, p.guided, feather,
-                                   self._small, self._guide_bgr if p.guided else None)
+        return onepass.MatteFields(a, b, self._classes, self._need, self._plan, self._taps,
+                                   p.guided, feather, self._small,
+                                   self._guide_bgr if p.guided else None)
 
     def __call__(self, frame: np.ndarray, alpha_lowres: np.ndarray) -> np.ndarray:
         p = self.params
