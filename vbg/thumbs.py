@@ -20,6 +20,7 @@ class Thumbnailer:
         self._key: tuple[int, int] | None = None
         self._out = np.empty((0, 0, 3), np.uint8)
         self._interpolation = cv2.INTER_LINEAR
+        self.exact = False  # the last thumbnail holds frame pixels as they are (decimation)
 
     def size_for(self, width: int, height: int) -> tuple[int, int]:
         """Thumbnail (w, h) of a width x height frame."""
@@ -31,6 +32,7 @@ class Thumbnailer:
         height, width = frame.shape[:2]
         tw, th = self.size_for(width, height)
         if (tw, th) == (width, height):
+            self.exact = True
             return frame
         if self._key != (width, height):
             self._out = np.empty((th, tw, 3), np.uint8)  # once per frame size (hot path)
@@ -38,5 +40,6 @@ class Thumbnailer:
             odd = ratio == height / th and ratio.is_integer() and int(ratio) % 2 == 1
             self._interpolation = cv2.INTER_NEAREST_EXACT if odd else cv2.INTER_LINEAR
             self._key = (width, height)
+        self.exact = self._interpolation == cv2.INTER_NEAREST_EXACT
         cv2.resize(frame, (tw, th), dst=self._out, interpolation=self._interpolation)
         return self._out

@@ -97,7 +97,11 @@ class TrackedSegmenter:
         self._frame_size = (fw, fh)
         self._box = None
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
+    takes_thumb = True  # __call__(frame, thumb=...)
+
+    def __call__(self, frame: np.ndarray, thumb: np.ndarray | None = None) -> np.ndarray:
+        """Low-res alpha of `frame`; `thumb` (the frame decimated, thumbs.Thumbnailer) can feed
+        the whole-frame pass, the crop pass always reads the frame."""
         fh, fw = frame.shape[:2]
         if self._frame_size != (fw, fh):
             self._alloc(fw, fh)
@@ -111,7 +115,8 @@ class TrackedSegmenter:
                 crop = self._crop
         self._crop = crop
         if crop is None or self._count % self.full_every == 0:
-            cv2.resize(self.inner(frame), (self._cw, self._ch), dst=self._full,
+            whole = frame if thumb is None else thumb
+            cv2.resize(self.inner(whole), (self._cw, self._ch), dst=self._full,
                        interpolation=cv2.INTER_LINEAR)
         self._count += 1
         if crop is None:  # the whole-frame pass is the answer
