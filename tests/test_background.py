@@ -275,3 +275,50 @@ def test_make_background(tmp_path: Path) -> None:
     with pytest.raises(BackgroundError, match="256"):
         ColorBackground((0, 256, 0))
     assert ColorBackground((5, 6, 7)).prepare(np.zeros((2, 2, 3), np.uint8), None) is None
+
+
+def _room() -> np.ndarray:
+    rng = np.random.default_rng(7)
+    return cv2.GaussianBlur(rng.integers(0, 256, (180, 320, 3), np.uint8), (0, 0), 4)
+
+
+def _room_and_person(shift: int) -> tuple[np.ndarray, np.ndarray]:
+    """A textured room (fixed) with a red block 'person' at a horizontal offset."""
+    frame, alpha = _room(), np.zeros((180, 320), np.uint8)
+    frame[40:, 100 + shift:180 + shift] = (0, 0, 255)
+    alpha[40:, 100 + shift:180 + shift] = 255
+    return frame, alpha
+
+
+def test_live_blur_reuses_the_room_while_only_the_person_moves() -> None:
+    background = BlurBackground(15, refresh=8)
+    reused = []
+    for shift in (0, 4, 8, 12, 16, 20, 24, 28, 32):
+        frame, alpha = _room_and_person(shift)
+        background.prepare(frame, alpha)
+        reused.append(background.reused)
+    assert reused == [False] + [True] * 7 + [False]  # re-blurred every 8th frame at least
+    # The plate knows the room where the person stood at first (seen since): behind the
+    # person the blur is nearer the blurred empty room than a blur that only masks them out.
+    frame, alpha = _room_and_person(32)
+    ideal = BlurBackground(15).full(_room(), np.zeros_like(alpha)).astype(int)
+    behind = (slice(60, 170), slice(185, 205))  # seen at first, now behind the person
+    plate = np.abs(background.full(frame, alpha).astype(int) - ideal)[behind].mean()
+    masked = np.abs(BlurBackground(15).full(frame, alpha).astype(int) - ideal)[behind].mean()
+    assert plate < masked
+
+
+def test_live_blur_recomputes_at_once_when_the_room_changes() -> None:
+    background = BlurBackground(15, refresh=8)
+    frame, alpha = _room_and_person(0)
+    first = background.prepare(frame, alpha).copy()
+    background.prepare(frame, alpha)
+    assert background.reused
+    brighter = cv2.add(frame, np.full_like(frame, 20))
+    second = background.prepare(brighter, alpha)
+    assert not background.reused
+    assert second.mean() > first.mean() + 10
+    never = BlurBackground(15)  # still images and refresh=1: every call recomputes
+    never.prepare(frame, alpha)
+    never.prepare(frame, alpha)
+    assert not never.reused

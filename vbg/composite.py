@@ -207,6 +207,7 @@ class Compositor:
         # The last blurred background, its Background and the frame shape (still scenes).
         self._last_bg: tuple[Background, np.ndarray, tuple] | None = None
         self._matte = np.empty((0, 0), np.uint8)  # transparent output's matte (one pass)
+        self._bg_reused = False  # the last _background() gave the previous pixels back
         self._straight: tuple | None = None  # row taps of a full-size background, per height
         self._color_rows: tuple | None = None  # a colour as one background row, per width
 
@@ -244,8 +245,10 @@ class Compositor:
         frame shrunken, which the blur can start from."""
         background, _ = self._state
         last = self._last_bg
+        self._bg_reused = False
         if (same_scene and last is not None and last[0] is background
                 and last[2] == frame.shape):
+            self._bg_reused = True
             return last[1]
         if background.kind == "blur" and thumb is not None:
             bg = background.prepare(frame, alpha, thumb=thumb)
@@ -268,7 +271,8 @@ class Compositor:
             return self._color_rows[1]
         assert bg is not None
         if bg.shape[:2] != (height, width):  # a small background (the blur): enlarged rows
-            return self._enlarger.rows(np.ascontiguousarray(bg), (width, height))
+            same = self._bg_reused or getattr(self._state[0], "reused", False)
+            return self._enlarger.rows(np.ascontiguousarray(bg), (width, height), same=same)
         if self._straight is None or len(self._straight[0]) != height:
             rows = np.arange(height, dtype=np.int32)
             self._straight = (rows, rows, np.zeros(height, np.uint16))

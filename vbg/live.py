@@ -29,6 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--video", metavar="FILE", help="looping background video")
     a("--blur", type=int, metavar="N", help="blur the real background (strength 1-100)")
     a("--color", metavar="C", help="solid colour: #rrggbb, r,g,b or a name (white, blue...)")
+    a("--blur-refresh", dest="blur_refresh", type=int, metavar="N",
+      help="reuse the blurred room up to N frames while it does not change (1 = every frame)")
     a("--mirror", action="store_true", default=None, help="flip the picture horizontally")
     a("--model", metavar="NAME",
       help="segmentation model: auto, selfie-landscape, selfie, rvm (`vbg models`)")
@@ -59,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 LIVE_KEYS = ("camera", "size", "fps", "pixel_format", "wait_for_camera", "background", "video",
              "blur", "color", "mirror", "model", "provider", "threads", "output", "matte_output",
-             "virtual_camera", "device", "preview", "stats", "zoom", "frame_threads")
+             "virtual_camera", "device", "preview", "stats", "zoom", "frame_threads",
+             "blur_refresh")
 
 
 def settings_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -83,8 +86,11 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
 def build_background(s: dict[str, Any]):
     from vbg.background import make_background
 
-    return make_background(image=s["background"] or None, video=s["video"] or None,
-                           blur=s["blur"] or None, color=s["color"] or None)
+    background = make_background(image=s["background"] or None, video=s["video"] or None,
+                                 blur=s["blur"] or None, color=s["color"] or None)
+    if background.kind == "blur":
+        background.refresh = max(1, s["blur_refresh"])  # live: reuse the blurred room
+    return background
 
 
 def choose_model(s: dict[str, Any]) -> str:
