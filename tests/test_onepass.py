@@ -177,3 +177,20 @@ def test_pipeline_draws_the_matte_only_for_sinks_that_want_it() -> None:
             want = blend_color(frame, np.array((0x40, 0xA0, 0x20), np.uint8), matte,
                                np.empty_like(frame))
             np.testing.assert_array_equal(out, want)
+
+
+def test_still_scene_redraws_the_last_matte_over_the_new_frame() -> None:
+    frame, low = scene(320, 180)
+    fields = MatteRefiner().fields(frame, low)
+    compositor = Compositor(ColorBackground("#102030"))
+    first = np.empty((180, 320), np.uint8)
+    compositor.render(frame, fields, matte=first)
+    noisy = cv2.add(frame, np.random.default_rng(5).integers(0, 6, frame.shape, np.uint8))
+    again = np.empty_like(first)
+    out = compositor.render(noisy, fields, same_scene=True, matte=again)
+    np.testing.assert_array_equal(again, first)  # the matte is not recomputed
+    np.testing.assert_array_equal(out, blend_color(noisy, np.array((0x30, 0x20, 0x10), np.uint8),
+                                                   first, np.empty_like(noisy)))
+    fresh = np.empty_like(first)
+    compositor.render(noisy, fields, matte=fresh)  # not the same scene: guided by the new frame
+    assert (fresh != first).any()

@@ -208,6 +208,9 @@ class Compositor:
         self._last_bg: tuple[Background, np.ndarray, tuple] | None = None
         self._matte = np.empty((0, 0), np.uint8)  # transparent output's matte (one pass)
         self._bg_reused = False  # the last _background() gave the previous pixels back
+        # The edge runs' matte of the last fresh render (one pass), redrawn on a still scene.
+        self._edges = np.empty((0, 0), np.uint8)
+        self._edges_of: onepass.MatteFields | None = None
         self._straight: tuple | None = None  # row taps of a full-size background, per height
         self._color_rows: tuple | None = None  # a colour as one background row, per width
 
@@ -295,8 +298,14 @@ class Compositor:
         out = self._output(height, width, 3)
         bg = (None if color is not None
               else self._background(frame, fields.small, same_scene, fields.thumb))
+        if self._edges.shape != (height, width):
+            self._edges = np.empty((height, width), np.uint8)  # once per frame size
+            self._edges_of = None
+        # A still scene (same fields as last time): the edge matte is redrawn, not recomputed.
+        reuse = same_scene and self._edges_of is fields
+        self._edges_of = fields
         return onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
-                            matte=matte)
+                            matte=matte, edges=self._edges, reuse_edges=reuse)
 
     def __call__(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool = False
                  ) -> np.ndarray:

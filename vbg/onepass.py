@@ -150,16 +150,21 @@ def render_sure(frame, runs, counts, y0, bg, by0, by1, bwy, out, matte,
 
 @njit(cache=True, parallel=True, fastmath=True)
 def render_edges(frame, a, b, runs, counts, need_runs, need_counts, wx, y0, y1, wy, starts,
-                 guided, feather, bg, by0, by1, bwy, out, matte,
+                 guided, feather, bg, by0, by1, bwy, out, matte, edges, reuse,
                  chunks):  # pragma: no cover - compiled
     """The edge runs of every row: the matte pixel by pixel (sharp rows from the fields where
-    `need_runs` say, [1 2 1]^2 / 16 feathered), blended into `out` / written into `matte`."""
+    `need_runs` say, [1 2 1]^2 / 16 feathered), blended into `out` / written into `matte`.
+    `edges` (HxW, or (0, 0)): the edge runs' matte is kept there, or with `reuse` taken from
+    there instead of computed (the scene did not move: only the blend is redone)."""
     height, width = frame.shape[0], frame.shape[1]
     pixels = frame.reshape(height, width * 3)
     out_rows = out.reshape(out.shape[0], out.shape[1] * 3)
     bg_rows = bg.reshape(bg.shape[0], bg.shape[1] * 3)
     compose = out.shape[0] == height
     keep_matte = matte.shape[0] == height
+    keep_edges = edges.shape[0] == height
+    reuse = reuse and keep_edges
+    compute = not reuse
     chunks = max(1, min(height, chunks))
     for chunk in prange(chunks):
         start, stop = chunk * height // chunks, (chunk + 1) * height // chunks
@@ -169,20 +174,21 @@ def render_edges(frame, a, b, runs, counts, need_runs, need_counts, wx, y0, y1, 
         spread = np.empty(3 * width, np.int32)  # the matte once per channel
         no_out = np.empty(3 * width, np.uint8)
         no_matte = np.empty(width, np.uint8)
-        if feather:
+        if feather and compute:
             for n in range(2):
                 yy = _reflect(start - 1 + n, height)
                 _sharp_row(pixels[yy], a, b, y0[yy], y1[yy], wy[yy], need_runs[y0[yy]],
                            need_counts[y0[yy]], starts, wx, guided, sharp[n])
         above, here, below = 0, 1, 2
         for y in range(start, stop):
-            if feather:
+            if feather and compute:
                 yy = _reflect(y + 1, height)
                 _sharp_row(pixels[yy], a, b, y0[yy], y1[yy], wy[yy], need_runs[y0[yy]],
                            need_counts[y0[yy]], starts, wx, guided, sharp[below])
-            else:
+            elif compute:
                 _sharp_row(pixels[y], a, b, y0[y], y1[y], wy[y], need_runs[y0[y]],
                            need_counts[y0[y]], starts, wx, guided, sharp[here])
+            erow = edges[y] if keep_edges else no_matte
             row_runs = runs[y0[y]]
             w1 = np.int32(bwy[y])
             w0 = np.int32(256) - w1
@@ -194,7 +200,10 @@ def render_edges(frame, a, b, runs, counts, need_runs, need_counts, wx, y0, y1, 
                 xs, xe, kind = row_runs[r, 0], row_runs[r, 1], row_runs[r, 2]
                 if kind != EDGE:
                     continue
-                if feather:
+                if reuse:
+                    for x in range(_U64(xs), _U64(xe)):
+                        alpha[x] = _F32(erow[x])
+                elif feather:
                     left, right = _reflect(xs - 1, width), _reflect(xe, width)
                     column[xs] = r0[left] + _F32(2.0) * r1[left] + r2[left] + _F32(2.0)
                     column[xe + 1] = r0[right] + _F32(2.0) * r1[right] + r2[right] + _F32(2.0)
@@ -206,6 +215,9 @@ def render_edges(frame, a, b, runs, counts, need_runs, need_counts, wx, y0, y1, 
                 else:
                     for x in range(_U64(xs), _U64(xe)):
                         alpha[x] = r1[x]
+                if keep_edges and compute:
+                    for x in range(_U64(xs), _U64(xe)):
+                        erow[x] = np.uint8(alpha[x])
                 if keep_matte:
                     for x in range(_U64(xs), _U64(xe)):
                         mrow[x] = np.uint8(alpha[x])
@@ -219,7 +231,7 @@ def render_edges(frame, a, b, runs, counts, need_runs, need_counts, wx, y0, y1, 
                         back = (w0 * np.int32(top[k]) + w1 * np.int32(bottom[k])
                                 + np.int32(128)) >> 8
                         dst[k] = _mix(spread[k], np.int32(src[k]), back)
-            if feather:
+            if feather and compute:
                 above, here, below = here, below, above
 
 
@@ -272,9 +284,11 @@ _NO_WEIGHTS = np.zeros(1, np.uint16)
 
 
 def draw(fields: MatteFields, frame: np.ndarray, background: tuple | None = None,
-         out: np.ndarray | None = None, matte: np.ndarray | None = None) -> np.ndarray | None:
+         out: np.ndarray | None = None, matte: np.ndarray | None = None,
+         edges: np.ndarray | None = None, reuse_edges: bool = False) -> np.ndarray | None:
     """One pass over `frame` (C-contiguous BGR): the blend over `background` = (rows, y0, y1,
-    wy) into `out` and/or the matte into `matte`; returns `out` (or `matte` without one)."""
+    wy) into `out` and/or the matte into `matte`; returns `out` (or `matte` without one).
+    `edges` keeps the edge runs' matte; `reuse_edges` takes it from there (same scene)."""
     if fields.size != (frame.shape[1], frame.shape[0]):
         raise ValueError(f"matte fields for {fields.size}, frame {frame.shape[1::-1]}")
     if out is not None and background is None:
@@ -286,5 +300,6 @@ def draw(fields: MatteFields, frame: np.ndarray, background: tuple | None = None
     runs, counts = fields.plan[0], fields.plan[1]
     render_sure(frame, runs, counts, fields.taps[1], rows, y0, y1, wy, out_, matte_, bands)
     render_edges(frame, fields.a, fields.b, *fields.plan, *fields.taps, fields.guided,
-                 fields.feather, rows, y0, y1, wy, out_, matte_, bands)
+                 fields.feather, rows, y0, y1, wy, out_, matte_,
+                 _NO_MATTE if edges is None else edges, reuse_edges, bands)
     return out if out is not None else matte
