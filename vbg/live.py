@@ -172,7 +172,7 @@ def set_frame_threads(n: int) -> int:
 
 def build_stages(s: dict[str, Any]):
     """Segmenter, smoother, refiner and compositor as live mode runs them, warmed up."""
-    from vbg import composite, refine
+    from vbg import composite, refine, thumbs
     from vbg.pipeline import Stages
 
     background = build_background(s)  # fails now, naming the path, if unreadable
@@ -182,6 +182,7 @@ def build_stages(s: dict[str, Any]):
     # Warm everything before the first frame: kernels compiled, threads started, session run.
     composite.warm_up()
     refine.warm_up()
+    thumbs.warm_up()
     stages.smoother.warm_up()
     segmenter(np.zeros((64, 64, 3), np.uint8))
     return stages

