@@ -45,7 +45,7 @@ STAGES = ("decode", "preprocess", "inference", "smoothing", "refine", "composite
           "composite_background", "sink")
 KEYS = ("size", "frames", "warmup", "mode", "fps", "model", "provider", "background", "source",
         "stage_ms", "cpu_ms_per_frame", "wall_fps", "latency_ms_p50", "latency_ms_p95", "rss_mb",
-        "rss_growth_mb", "dropped", "fillers", "machine")
+        "rss_growth_mb", "dropped", "fillers", "frame_threads", "machine")
 BASELINE_KEYS = ("baseline_stage_ms", "baseline_cpu_ms_per_frame", "baseline_wall_fps",
                  "baseline_latency_ms_p50", "baseline_latency_ms_p95", "baseline_cpu_ratio")
 
@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--provider", default="auto", choices=["auto", "cuda", "cpu"], help="inference provider")
     a("--threads", type=int, default=0, metavar="N", help="inference threads (0 = automatic)")
     a("--frame-threads", dest="frame_threads", type=int, metavar="N",
-      help="threads for the per-frame image work (default: live mode's, 1; 0 = one per core)")
+      help="threads for the per-frame image work (default: live mode's, 0 = automatic)")
     a("--source", metavar="FILE", help="a video file or stream instead of the in-memory clip "
       "(its decode time is then reported)")
     a("--background", metavar="IMG", help="background image (default: live mode's blur)")
@@ -325,7 +325,8 @@ def live_settings(args: argparse.Namespace) -> dict[str, Any]:
     return config.apply_flags(config.load(None), flags)
 
 
-def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int) -> dict[str, Any]:
+def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
+            frame_threads: int = 0) -> dict[str, Any]:
     """Frames through CaptureThread + Pipeline into the measuring NullSink; the figures."""
     from vbg.capture import CaptureThread
     from vbg.pipeline import Pipeline
@@ -354,7 +355,7 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int) -> dict
     sink = MeasuringSink(warmup, frames, window, on_warm)
     capture.start()
     pipeline = Pipeline(capture, stages, [sink], fps=fps or 30.0, realtime=paced,
-                        max_frames=warmup + frames, log=_log)
+                        max_frames=warmup + frames, log=_log, frame_threads=frame_threads)
     if warmup == 0:
         window.start()
     stats = pipeline.run()
@@ -377,7 +378,9 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int) -> dict
     p50, p95 = _latency(stats.latencies_ms)
     return {"stage_ms": stage_ms, **window.figures(frames), "latency_ms_p50": p50,
             "latency_ms_p95": p95, "dropped": capture.stats()["dropped"] + stats.skipped_fast,
-            "fillers": stats.fillers}
+            "fillers": stats.fillers,
+            "frame_threads": (f"{pipeline.frame_threads.count}"  # type: ignore[union-attr]
+                              + (" (auto)" if not frame_threads else ""))}
 
 
 # -- the typical tool -----------------------------------------------------------------------
@@ -479,7 +482,6 @@ def run(args: argparse.Namespace) -> int:
     from vbg import live
 
     default_cv2_threads = cv2.getNumThreads()
-    frame_threads = live.set_frame_threads(s["frame_threads"])
     stages = live.build_stages(s)
     opener, source_name, size = _openers(args, size)
     background = (f"image {s['background']}" if s["background"]
@@ -490,8 +492,8 @@ def run(args: argparse.Namespace) -> int:
         "mode": "paced" if args.fps else "lossless", "fps": args.fps,
         "model": stages.segmenter.name, "provider": stages.segmenter.provider,
         "background": background, "source": source_name,
-        **run_vbg(stages, opener, args.fps, args.warmup, args.frames),
-        "machine": {**machine(), "frame_threads": frame_threads},
+        **run_vbg(stages, opener, args.fps, args.warmup, args.frames, s["frame_threads"]),
+        "machine": machine(),
     }
     if args.baseline:
         from vbg.background import read_image
@@ -523,7 +525,7 @@ def report(r: dict[str, Any]) -> str:
              + f", {r['frames']} frames after {r['warmup']} warm-up, model {r['model']} on "
              f"{r['provider'].upper()}, background {r['background']}, source {r['source']}",
              f"machine: {m['cpus']} CPUs ({m['cpus_usable']} usable), {m['cpu_model']}, "
-             f"load {m['loadavg_1min'] or 0:.2f}, frame threads {m['frame_threads']}, "
+             f"load {m['loadavg_1min'] or 0:.2f}, frame threads {r['frame_threads']}, "
              f"numba {m['numba_threading_layer']} threads"
              + (f" (OMP_WAIT_POLICY={m['omp_wait_policy']})" if m["omp_wait_policy"] else ""),
              "stage (median ms)     vbg" + ("   typical" if "baseline_stage_ms" in r else "")]

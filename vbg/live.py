@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 
 from vbg import config
-from vbg.errors import ConfigError, VbgError
+from vbg.errors import VbgError
+from vbg.threads import FrameThreads
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--provider", choices=["auto", "cuda", "cpu"], help="inference provider")
     a("--threads", type=int, metavar="N", help="inference threads (0 = automatic)")
     a("--frame-threads", dest="frame_threads", type=int, metavar="N",
-      help="threads for the per-frame image work (default 1: least CPU; 0 = one per core)")
+      help="threads for the per-frame image work (default 0: automatic, one while it keeps "
+      "up; N: always N)")
     a("--output", metavar="FILE", help="write the composited video to FILE (no virtual camera)")
     a("--matte-output", dest="matte_output", metavar="FILE",
       help="write the alpha matte as a grey video")
@@ -155,21 +157,6 @@ def build_refiner(s: dict[str, Any], segmenter=None):
     return MatteRefiner(params)
 
 
-def set_frame_threads(n: int) -> int:
-    """Threads of numba's parallel kernels (on the calling thread) and of OpenCV; 0 = one per
-    core. Returns the number set."""
-    import cv2
-    import numba
-
-    if n < 0:
-        raise ConfigError(f"frame_threads = {n}: use 0 (one per core) or a positive number")
-    most = numba.config.NUMBA_NUM_THREADS
-    n = most if n == 0 else min(n, most)
-    numba.set_num_threads(n)
-    cv2.setNumThreads(n)
-    return n
-
-
 def build_stages(s: dict[str, Any]):
     """Segmenter, smoother, refiner and compositor as live mode runs them, warmed up."""
     from vbg import composite, refine, thumbs
@@ -199,7 +186,6 @@ def run(args: argparse.Namespace) -> int:
     _install_signals(holder, args, log)  # first: a stop during start-up is clean too
     size = config.parse_size(s["size"]) if s["size"] else None
     t0 = time.perf_counter()
-    set_frame_threads(s["frame_threads"])  # this thread runs the pipeline
     stages = build_stages(s)
     segmenter = stages.segmenter
     why = " (chosen by --model auto)" if s["model"] == "auto" else ""
@@ -226,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     pipeline = Pipeline(capture, stages, sinks,
                         fps=s["fps"], realtime=not args.no_realtime, max_frames=args.frames,
                         mirror=s["mirror"], stats=s["stats"], log=log,
-                        reuse_still=s["reuse_still"])
+                        reuse_still=s["reuse_still"], frame_threads=s["frame_threads"])
     holder["pipeline"] = pipeline
     for sink in sinks:
         log(f"vbg: output -> {sink.name}")
@@ -261,7 +247,7 @@ def _install_signals(holder: dict, args: argparse.Namespace, log) -> None:
         p.stages.compositor.background = new_bg
         p.stages.refiner = build_refiner(s, p.stages.segmenter)
         p.stages.smoother.enabled = build_smoother(s, p.stages.segmenter).enabled
-        set_frame_threads(s["frame_threads"])
+        p.frame_threads = FrameThreads(s["frame_threads"], p.fps)
         old.close()
         log("vbg: reloaded configuration and background")
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from vbg.threads import FrameThreads
 from vbg.thumbs import Thumbnailer
 
 if TYPE_CHECKING:
@@ -88,7 +89,8 @@ class Pipeline:
 
     def __init__(self, capture: CaptureThread, stages: Stages, sinks: list, fps: float,
                  realtime: bool = True, max_frames: int | None = None, mirror: bool = False,
-                 stats: bool = False, log=print, reuse_still: bool = True) -> None:
+                 stats: bool = False, log=print, reuse_still: bool = True,
+                 frame_threads: int = 0) -> None:
         self.capture = capture
         self.stages = stages
         self.sinks = sinks
@@ -100,6 +102,9 @@ class Pipeline:
         self.log = log
         self.stats = RunStats()
         self.still = StillScene() if reuse_still else None
+        # Kernel threads, set on the pipeline's thread when it starts (see threads.py).
+        self._frame_threads_setting = frame_threads
+        self.frame_threads: FrameThreads | None = None
         self._thumbnailer = Thumbnailer()  # one small copy of each frame for every stage
         self._stop = threading.Event()
         self._reload: Any = None
@@ -131,6 +136,8 @@ class Pipeline:
     # -- the loop --
     def run(self) -> RunStats:
         try:
+            if self.frame_threads is None:
+                self.frame_threads = FrameThreads(self._frame_threads_setting, self.fps)
             if self.realtime:
                 self._run_paced()
             else:
@@ -224,6 +231,7 @@ class Pipeline:
         t3 = time.perf_counter()
         out = self._composite(image, matte)
         t4 = time.perf_counter()
+        self.frame_threads.update((t4 - t0) * 1e3)  # type: ignore[union-attr]
         self._last_matte = matte
         self._last_output = out
         s = self.stats

@@ -1,0 +1,47 @@
+"""Frame threads: one while frames are cheap, every core when they are not."""
+
+from __future__ import annotations
+
+import pytest
+
+from vbg import threads
+from vbg.errors import ConfigError
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    made: list[int] = []
+    monkeypatch.setattr(threads, "most", lambda: 4)
+    monkeypatch.setattr(threads, "set_frame_threads", lambda n: made.append(n) or n)
+    return made
+
+
+def test_auto_adds_threads_when_frames_get_slow_and_drops_them_again(calls: list[int]) -> None:
+    governor = threads.FrameThreads(0, fps=30)  # 33 ms per frame
+    assert governor.count == 1 and calls == [1]
+    for _ in range(threads.FrameThreads.WINDOW):
+        governor.update(12.0)  # well inside half the period: stays at one
+    assert governor.count == 1
+    for _ in range(threads.FrameThreads.WINDOW):
+        governor.update(20.0)  # over half the period: switches once most frames are
+        if governor.count > 1:
+            break
+    assert governor.count == 4 and calls[-1] == 4
+    for _ in range(threads.FrameThreads.WINDOW - 1):
+        governor.update(5.0)
+    assert governor.count == 4  # decides on a whole window only
+    governor.update(5.0)
+    assert governor.count == 1 and calls[-1] == 1
+
+
+def test_a_fixed_number_stays(calls: list[int]) -> None:
+    governor = threads.FrameThreads(2, fps=30)
+    for _ in range(3 * threads.FrameThreads.WINDOW):
+        governor.update(30.0)
+    assert governor.count == 2 and calls == [2]
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "2"])
+def test_a_bad_setting_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigError, match="frame_threads"):
+        threads.FrameThreads(bad, fps=30)  # type: ignore[arg-type]
