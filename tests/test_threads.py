@@ -20,15 +20,15 @@ def test_auto_adds_threads_when_frames_get_slow_and_drops_them_again(calls: list
     governor = threads.FrameThreads(0, fps=30)  # 33 ms per frame
     assert governor.count == 1 and calls == [1]
     for _ in range(threads.FrameThreads.WINDOW):
-        governor.update(12.0)  # well inside half the period: stays at one
+        governor.update(12.0)  # well inside the period: stays at one
     assert governor.count == 1
     for _ in range(threads.FrameThreads.WINDOW):
-        governor.update(20.0)  # over half the period: switches once most frames are
+        governor.update(20.0)  # over 45% of the period: switches once enough frames are
         if governor.count > 1:
             break
     assert governor.count == 4 and calls[-1] == 4
     for _ in range(threads.FrameThreads.WINDOW - 1):
-        governor.update(5.0)
+        governor.update(5.0)  # under 25%
     assert governor.count == 4  # decides on a whole window only
     governor.update(5.0)
     assert governor.count == 1 and calls[-1] == 1
