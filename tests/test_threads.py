@@ -23,15 +23,33 @@ def test_auto_adds_threads_when_frames_get_slow_and_drops_them_again(calls: list
         governor.update(12.0)  # well inside the period: stays at one
     assert governor.count == 1
     for _ in range(threads.FrameThreads.WINDOW):
-        governor.update(20.0)  # over 45% of the period: switches once enough frames are
-        if governor.count > 1:
-            break
+        governor.update(20.0)  # over 45% of the period
     assert governor.count == 4 and calls[-1] == 4
     for _ in range(threads.FrameThreads.WINDOW - 1):
-        governor.update(5.0)  # under 25%
+        governor.update(15.0)  # faster than on one thread
     assert governor.count == 4  # decides on a whole window only
-    governor.update(5.0)
+    governor.update(15.0)
+    assert governor.count == 4  # kept: it helped
+    for _ in range(threads.FrameThreads.WINDOW):
+        governor.update(5.0)  # under 25% of the period: one is enough again
     assert governor.count == 1 and calls[-1] == 1
+
+
+def test_more_threads_that_do_not_help_are_dropped_for_a_while(calls: list[int]) -> None:
+    governor = threads.FrameThreads(0, fps=30)
+    window = threads.FrameThreads.WINDOW
+    for _ in range(window):
+        governor.update(20.0)
+    assert governor.count == 4
+    for _ in range(window):
+        governor.update(19.0)  # a busy machine: barely faster
+    assert governor.count == 1
+    for _ in range(5 * window):
+        governor.update(20.0)  # still slow, but no new try yet
+    assert governor.count == 1
+    for _ in range(6 * window):
+        governor.update(20.0)  # the wait is over: tried again (and dropped again)
+    assert calls.count(4) == 2
 
 
 def test_a_fixed_number_stays(calls: list[int]) -> None:
