@@ -20,7 +20,6 @@ from vbg.background import Background
 # compiled version per kernel, loaded from numba's cache at import.
 _IMAGE_IN = types.Array(types.uint8, 3, "C", readonly=True)
 _MATTE_IN = types.Array(types.uint8, 2, "C", readonly=True)
-_COLOR_IN = types.Array(types.uint8, 1, "C", readonly=True)
 _IMAGE_OUT = types.Array(types.uint8, 3, "C")
 _ROWS = types.Array(types.int32, 1, "C", readonly=True)
 _ROW_WEIGHTS = types.Array(types.uint16, 1, "C", readonly=True)
@@ -46,57 +45,18 @@ def _mix(a, fg, bg):  # pragma: no cover - compiled
 
 
 @njit(
-    _IMAGE_OUT(_IMAGE_IN, _IMAGE_IN, _MATTE_IN, _IMAGE_OUT),
-    parallel=True,
-    fastmath=True,
-    cache=True,
-)
-def _blend_kernel(fg, bg, alpha, out):  # pragma: no cover - compiled
-    height, width = alpha.shape
-    fg_rows = fg.reshape(height, width * 3)
-    bg_rows = bg.reshape(height, width * 3)
-    out_rows = out.reshape(height, width * 3)
-    for y in prange(height):
-        expanded = np.empty(width * 3, np.float32)
-        _expand_matte_row(alpha, y, expanded)
-        for i in range(width * 3):
-            out_rows[y, i] = _mix(expanded[i], _F32(fg_rows[y, i]), _F32(bg_rows[y, i]))
-    return out
-
-
-@njit(
-    _IMAGE_OUT(_IMAGE_IN, _COLOR_IN, _MATTE_IN, _IMAGE_OUT),
-    parallel=True,
-    fastmath=True,
-    cache=True,
-)
-def _blend_color_kernel(fg, color, alpha, out):  # pragma: no cover - compiled
-    height, width = alpha.shape
-    fg_rows = fg.reshape(height, width * 3)
-    out_rows = out.reshape(height, width * 3)
-    color_row = np.empty(width * 3, np.float32)  # B,G,R repeated along the row
-    for i in range(width * 3):
-        color_row[i] = _F32(color[i % 3])
-    for y in prange(height):
-        expanded = np.empty(width * 3, np.float32)
-        _expand_matte_row(alpha, y, expanded)
-        for i in range(width * 3):
-            out_rows[y, i] = _mix(expanded[i], _F32(fg_rows[y, i]), color_row[i])
-    return out
-
-
-@njit(
     _IMAGE_OUT(_IMAGE_IN, _IMAGE_IN, _ROWS, _ROWS, _ROW_WEIGHTS, _MATTE_IN, _IMAGE_OUT),
     parallel=True,
     fastmath=True,
     cache=True,
 )
-def _blend_enlarged_kernel(fg, wide, y0, y1, wy, alpha, out):  # pragma: no cover - compiled
-    """_blend_kernel with bg row y = the vertical pass of background.Enlarger, computed on the
-    fly (the same arithmetic as background._enlarge_rows, exact in float32: the same pixels)."""
+def _blend_rows_kernel(fg, rows, y0, y1, wy, alpha, out):  # pragma: no cover - compiled
+    """The blend over background row y = rows[y0] and rows[y1] mixed by wy/256: the vertical
+    pass of background.Enlarger on the fly (the same arithmetic as background._enlarge_rows,
+    exact in float32), a full-size image (y0 = y1 = y, wy = 0) or one colour row."""
     height, width = alpha.shape
     fg_rows = fg.reshape(height, width * 3)
-    wide_rows = wide.reshape(wide.shape[0], width * 3)
+    bg_rows = rows.reshape(rows.shape[0], width * 3)
     out_rows = out.reshape(height, width * 3)
     for y in prange(height):
         expanded = np.empty(width * 3, np.float32)
@@ -104,9 +64,14 @@ def _blend_enlarged_kernel(fg, wide, y0, y1, wy, alpha, out):  # pragma: no cove
         bg = np.empty(width * 3, np.float32)  # two simple loops vectorise, one fused did not
         w1 = _F32(wy[y])
         w0 = _F32(256.0) - w1
-        top, bottom = wide_rows[y0[y]], wide_rows[y1[y]]
-        for i in range(width * 3):
-            bg[i] = np.floor((w0 * _F32(top[i]) + w1 * _F32(bottom[i]) + _F32(128.0)) * _INV256)
+        top, bottom = bg_rows[y0[y]], bg_rows[y1[y]]
+        if wy[y] == 0:
+            for i in range(width * 3):
+                bg[i] = _F32(top[i])
+        else:
+            for i in range(width * 3):
+                bg[i] = np.floor((w0 * _F32(top[i]) + w1 * _F32(bottom[i]) + _F32(128.0))
+                                 * _INV256)
         for i in range(width * 3):
             out_rows[y, i] = _mix(expanded[i], _F32(fg_rows[y, i]), bg[i])
     return out
@@ -139,41 +104,49 @@ def _check_out(out: np.ndarray, shape: tuple[int, ...]) -> None:
         raise ValueError("out: must be a writeable C-contiguous array")
 
 
+def straight_rows(height: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row taps (y0, y1, wy) of a full-size background: row y is row y."""
+    rows = np.arange(height, dtype=np.int32)
+    return rows, rows, np.zeros(height, np.uint16)
+
+
+def color_rows(color_bgr: np.ndarray, width: int, height: int) -> tuple:
+    """(rows, y0, y1, wy): a colour as one background row at `width`, for every output row."""
+    color = np.ascontiguousarray(color_bgr, dtype=np.uint8).reshape(3)
+    zeros = np.zeros(height, np.int32)
+    rows = np.ascontiguousarray(np.broadcast_to(color, (1, width, 3)))
+    return rows, zeros, zeros, np.zeros(height, np.uint16)
+
+
+def _blend_rows(fg: np.ndarray, background: tuple, alpha: np.ndarray,
+                out: np.ndarray) -> np.ndarray:
+    """The blend over `background` = (rows, y0, y1, wy), inputs checked."""
+    shape = (*alpha.shape[:2], 3)
+    _check_out(out, shape)
+    return _blend_rows_kernel(_check_image("fg", fg, shape), *background,
+                              _check_image("alpha", alpha, shape[:2]), out)
+
+
 def blend(fg: np.ndarray, bg: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Write round(a*fg + (1-a)*bg) into `out` (uint8 HxWx3; alpha uint8 HxW, 255 = fg)."""
     shape = (*alpha.shape[:2], 3)
-    _check_out(out, shape)
-    return _blend_kernel(
-        _check_image("fg", fg, shape),
-        _check_image("bg", bg, shape),
-        _check_image("alpha", alpha, shape[:2]),
-        out,
-    )
+    return _blend_rows(fg, (_check_image("bg", bg, shape), *straight_rows(shape[0])), alpha,
+                       out)
 
 
 def blend_color(
     fg: np.ndarray, color_bgr: np.ndarray, alpha: np.ndarray, out: np.ndarray
 ) -> np.ndarray:
     """Write round(a*fg + (1-a)*color) into `out` (colour: uint8 (3,) BGR)."""
-    shape = (*alpha.shape[:2], 3)
-    _check_out(out, shape)
-    color = np.ascontiguousarray(color_bgr, dtype=np.uint8).reshape(3)
-    return _blend_color_kernel(
-        _check_image("fg", fg, shape), color, _check_image("alpha", alpha, shape[:2]), out
-    )
+    return _blend_rows(fg, color_rows(color_bgr, *alpha.shape[1::-1]), alpha, out)
 
 
 def blend_enlarged(fg: np.ndarray, small_bg: np.ndarray, alpha: np.ndarray, out: np.ndarray,
                    enlarger: backgrounds.Enlarger) -> np.ndarray:
     """blend() over `small_bg` enlarged bilinearly to the frame size on the fly (the same
     pixels as `enlarger(small_bg, size)`, without writing that frame-sized image)."""
-    shape = (*alpha.shape[:2], 3)
-    _check_out(out, shape)
-    wide, y0, y1, wy = enlarger.rows(np.ascontiguousarray(small_bg), (shape[1], shape[0]))
-    return _blend_enlarged_kernel(
-        _check_image("fg", fg, shape), wide, y0, y1, wy, _check_image("alpha", alpha, shape[:2]),
-        out,
-    )
+    size = alpha.shape[1::-1]
+    return _blend_rows(fg, enlarger.rows(np.ascontiguousarray(small_bg), size), alpha, out)
 
 
 def to_bgra(fg: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -264,21 +237,18 @@ class Compositor:
 
     def _rows_of(self, bg: np.ndarray | None, color: np.ndarray | None, width: int,
                  height: int) -> tuple:
-        """The background as (rows, y0, y1, wy) for onepass: taps made once per size."""
+        """The background as (rows, y0, y1, wy) for the kernels: taps made once per size."""
         if color is not None:
             key = (width, height, color.tobytes())
             if self._color_rows is None or self._color_rows[0] != key:
-                zeros = np.zeros(height, np.int32)
-                rows = np.ascontiguousarray(np.broadcast_to(color, (1, width, 3)))
-                self._color_rows = (key, (rows, zeros, zeros, np.zeros(height, np.uint16)))
+                self._color_rows = (key, color_rows(color, width, height))
             return self._color_rows[1]
         assert bg is not None
         if bg.shape[:2] != (height, width):  # a small background (the blur): enlarged rows
             same = self._bg_reused or getattr(self._state[0], "reused", False)
             return self._enlarger.rows(np.ascontiguousarray(bg), (width, height), same=same)
         if self._straight is None or len(self._straight[0]) != height:
-            rows = np.arange(height, dtype=np.int32)
-            self._straight = (rows, rows, np.zeros(height, np.uint16))
+            self._straight = straight_rows(height)
         return (np.ascontiguousarray(bg), *self._straight)
 
     def render(self, frame: np.ndarray, fields: onepass.MatteFields, same_scene: bool = False,
@@ -316,10 +286,5 @@ class Compositor:
         if background.kind == "transparent":
             return to_bgra(frame, alpha, self._output(height, width, 4))
         out = self._output(height, width, 3)
-        if color is not None:
-            return blend_color(frame, color, alpha, out)
-        bg = self._background(frame, alpha, same_scene)
-        assert bg is not None
-        if bg.shape[:2] != (height, width):  # a small background (the blur): enlarge + blend
-            return blend_enlarged(frame, bg, alpha, out, self._enlarger)
-        return blend(frame, bg, alpha, out)
+        bg = None if color is not None else self._background(frame, alpha, same_scene)
+        return _blend_rows(frame, self._rows_of(bg, color, width, height), alpha, out)
