@@ -227,6 +227,18 @@ def _check_device_node(device: str) -> None:
         )
 
 
+def _open_with_first_frame(*args) -> tuple[cv2.VideoCapture, np.ndarray | None]:
+    """cv2.VideoCapture(*args) and its first frame as BGR; None (capture released) if it
+    cannot be opened or read."""
+    with quiet_opencv():
+        cap = cv2.VideoCapture(*args)
+        ok, image = cap.read() if cap.isOpened() else (False, None)
+    first = as_bgr(image) if ok else None
+    if first is None:
+        cap.release()
+    return cap, first
+
+
 def open_file(spec: str) -> Source:
     """Open a video file; it reports its own fps (30 if the container has none)."""
     path = Path(spec).expanduser()
@@ -235,12 +247,8 @@ def open_file(spec: str) -> Source:
             f"video file {spec} could not be opened: no such file. Check the path, or give a "
             f"camera index (0), /dev/videoN or a URL."
         )
-    with quiet_opencv():
-        cap = cv2.VideoCapture(str(path))
-        ok, image = cap.read() if cap.isOpened() else (False, None)
-    first = as_bgr(image) if ok else None
+    cap, first = _open_with_first_frame(str(path))
     if first is None:
-        cap.release()
         raise CameraError(
             f"video file {spec} could not be read as a video (unsupported or corrupt). "
             f"Convert it, e.g. `ffmpeg -i {path.name} -c:v libx264 out.mp4`."
@@ -262,12 +270,8 @@ def open_stream(url: str, open_timeout: float, read_timeout: float,
     """Open an RTSP/HTTP/other URL with FFmpeg, with bounded open and read timeouts."""
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(open_timeout * 1000),
               cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(read_timeout * 1000)]
-    with quiet_opencv():
-        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
-        ok, image = cap.read() if cap.isOpened() else (False, None)
-    first = as_bgr(image) if ok else None
+    cap, first = _open_with_first_frame(url, cv2.CAP_FFMPEG, params)
     if first is None:
-        cap.release()
         raise CameraError(
             f"stream {redact(url)} could not be opened or delivered no frame within "
             f"{open_timeout:g} s{detail}. Check the URL, credentials and network, and that "
