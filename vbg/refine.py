@@ -144,6 +144,10 @@ def _classify(lo4: np.ndarray, hi4: np.ndarray, classes: np.ndarray, edges: np.n
                 edges[y, x] = 1
 
 
+_CELL_WINDOW = np.ones((4, 4), np.uint8)  # cells -1..+2: the bilinear taps and the feather
+_NEIGHBOURS = np.ones((3, 3), np.uint8)  # sharp rows are needed one cell around the edges
+
+
 def warm_up() -> None:
     """Compile (or load from cache) the numba kernels and start their thread pool."""
     for feather in (1, 0):
@@ -289,11 +293,10 @@ class MatteRefiner:
             grey = self._no_grey
         _bounds(a, b, p.guided, grey, self._lo, self._hi, self._small)
         if self._can_skip:
-            window = np.ones((4, 4), np.uint8)  # cells -1..+2: bilinear taps and the feather
-            cv2.erode(self._lo, window, dst=self._lo4, anchor=(1, 1))
-            cv2.dilate(self._hi, window, dst=self._hi4, anchor=(1, 1))
+            cv2.erode(self._lo, _CELL_WINDOW, dst=self._lo4, anchor=(1, 1))
+            cv2.dilate(self._hi, _CELL_WINDOW, dst=self._hi4, anchor=(1, 1))
             _classify(self._lo4, self._hi4, self._classes, self._edges)
-            cv2.dilate(self._edges, np.ones((3, 3), np.uint8), dst=self._need)
+            cv2.dilate(self._edges, _NEIGHBOURS, dst=self._need)
         onepass.plan_runs(self._classes, self._need, self._taps[4], *self._plan)
         feather = min(1, p.feather) if feather is None else feather
         return onepass.MatteFields(a, b, self._classes, self._need, self._plan, self._taps,
