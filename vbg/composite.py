@@ -8,6 +8,7 @@ from numba import njit, prange, types
 from vbg import background as backgrounds
 from vbg import onepass
 from vbg.background import Background
+from vbg.onepass import mix255
 
 # The blends compute round(x / 255) exactly for 0 <= x <= 65535 with (t + (t >> 8)) >> 8,
 # t = x + 128 (x / 255 is never exactly half-way), so they match the float64 reference
@@ -35,13 +36,6 @@ def _expand_matte_row(alpha, y, expanded):  # pragma: no cover - compiled
         expanded[3 * x] = value
         expanded[3 * x + 1] = value
         expanded[3 * x + 2] = value
-
-
-@njit(inline="always")
-def _mix(a, fg, bg):  # pragma: no cover - compiled
-    """round((a*fg + (255-a)*bg) / 255) for whole numbers 0..255 in float32, exactly."""
-    t = a * fg + (_F32(255.0) - a) * bg + _F32(128.0)
-    return np.uint8(np.int32((t + np.floor(t * _INV256)) * _INV256))
 
 
 @njit(
@@ -73,7 +67,7 @@ def _blend_rows_kernel(fg, rows, y0, y1, wy, alpha, out):  # pragma: no cover - 
                 bg[i] = np.floor((w0 * _F32(top[i]) + w1 * _F32(bottom[i]) + _F32(128.0))
                                  * _INV256)
         for i in range(width * 3):
-            out_rows[y, i] = _mix(expanded[i], _F32(fg_rows[y, i]), bg[i])
+            out_rows[y, i] = mix255(expanded[i], _F32(fg_rows[y, i]), bg[i])
     return out
 
 
