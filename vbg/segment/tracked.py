@@ -78,6 +78,7 @@ class TrackedSegmenter:
 
     def reset(self) -> None:
         self._box = None
+        self._full_fresh = False
         self._count = 0
         self.inner.reset()
         if self.zoom is not self.inner:
@@ -96,6 +97,7 @@ class TrackedSegmenter:
         self._result = np.zeros((max(2, round(fh * grid)), max(2, round(fw * grid))), np.float32)
         self._frame_size = (fw, fh)
         self._box = None
+        self._full_fresh = False  # _full holds this frame size's last whole-frame pass
 
     takes_thumb = True  # __call__(frame, thumb=...)
 
@@ -114,13 +116,19 @@ class TrackedSegmenter:
             if inside and small:
                 crop = self._crop
         self._crop = crop
-        if crop is None or self._count % self.full_every == 0:
-            whole = frame if thumb is None else thumb
+        whole = frame if thumb is None else thumb
+        if crop is None:  # the whole-frame pass is the answer: straight to the output grid
+            self._count += 1
+            self._full_fresh = False
+            result = self._result
+            cv2.resize(self.inner(whole), (result.shape[1], result.shape[0]), dst=result,
+                       interpolation=cv2.INTER_LINEAR)
+            return self._track(result, result.shape[1] / fw)
+        if self._count % self.full_every == 0 or not self._full_fresh:
             cv2.resize(self.inner(whole), (self._cw, self._ch), dst=self._full,
                        interpolation=cv2.INTER_LINEAR)
+            self._full_fresh = True
         self._count += 1
-        if crop is None:  # the whole-frame pass is the answer
-            return self._finish(self._full)
         self._out[:] = self._full
         x0, y0, x1, y1 = crop
         s = self._scale
@@ -140,13 +148,18 @@ class TrackedSegmenter:
         return self._finish(self._out)
 
     def _finish(self, merged: np.ndarray) -> np.ndarray:
-        """The merged canvas at the output grid; the person's box (frame pixels) to follow."""
+        """The merged canvas at the output grid; the person's box to follow."""
         result = self._result
         cv2.resize(merged, (result.shape[1], result.shape[0]), dst=result,
                    interpolation=cv2.INTER_LINEAR)
-        box = person_box(merged)
-        self._box = None if box is None else np.array(box, np.float64) / self._scale
+        self._track(merged, self._scale)
         return result
+
+    def _track(self, alpha: np.ndarray, scale: float) -> np.ndarray:
+        """Keep the box (frame pixels) around the person in `alpha` (frame scaled by `scale`)."""
+        box = person_box(alpha)
+        self._box = None if box is None else np.array(box, np.float64) / scale
+        return alpha
 
     def _mirrored_pass(self, crop: np.ndarray) -> np.ndarray:
         """The zoom network on the crop flipped left-right, without allocating per frame."""
