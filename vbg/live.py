@@ -160,7 +160,7 @@ def build_refiner(s: dict[str, Any], segmenter=None):
 def build_stages(s: dict[str, Any]):
     """Segmenter, smoother, refiner and compositor as live mode runs them, warmed up."""
     from vbg import composite, refine, thumbs
-    from vbg.pipeline import Stages, StillScene
+    from vbg.pipeline import Stages
 
     background = build_background(s)  # fails now, naming the path, if unreadable
     segmenter = build_segmenter(s)
@@ -170,7 +170,6 @@ def build_stages(s: dict[str, Any]):
     composite.warm_up()
     refine.warm_up()
     thumbs.warm_up()
-    StillScene.warm_up()
     stages.smoother.warm_up()
     segmenter(np.zeros((64, 64, 3), np.uint8))
     return stages

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-from numba import njit
 
 from vbg.threads import FrameThreads
 from vbg.thumbs import Thumbnailer
@@ -47,71 +46,39 @@ class RunStats:
         self.stage_ms.setdefault(name, deque(maxlen=2000)).append(ms)
 
 
-@njit(cache=True, fastmath=True)
-def _grey_blocks(image: np.ndarray, step: int, out: np.ndarray) -> None:
-    """out = grey block means of `image`, sampling every step-th pixel of each block (the
-    blocks tile the image; a 640x360 thumbnail into 80x45 reads 1 pixel in 4)."""
-    height, width = out.shape
-    sy, sx = image.shape[0] / height, image.shape[1] / width
-    for j in range(height):
-        y0, y1 = int(j * sy), max(int(j * sy) + 1, int((j + 1) * sy))
-        for i in range(width):
-            x0, x1 = int(i * sx), max(int(i * sx) + 1, int((i + 1) * sx))
-            total, count = np.float32(0.0), 0
-            for y in range(y0, y1, step):
-                row = image[y]
-                for x in range(x0, x1, step):
-                    total += (np.float32(0.114) * np.float32(row[x, 0])
-                              + np.float32(0.587) * np.float32(row[x, 1])
-                              + np.float32(0.299) * np.float32(row[x, 2]))
-                    count += 1
-            out[j, i] = total / count
-
-
-@njit(cache=True, fastmath=True)
-def _change(grey: np.ndarray, ref: np.ndarray) -> tuple[float, float]:
-    """Mean and largest |grey - ref|."""
-    total, peak = np.float32(0.0), np.float32(0.0)
-    for j in range(grey.shape[0]):
-        for i in range(grey.shape[1]):
-            d = abs(grey[j, i] - ref[j, i])
-            total += d
-            peak = max(peak, d)
-    return total / grey.size, peak
-
-
 class StillScene:
-    """Cheap motion check on a tiny grey summary of the thumbnail (80x45 block means, one numba
-    pass): is the scene the same as when the matte was last computed? Forces a fresh matte at
-    least every `refresh` frames."""
+    """Cheap motion check on a tiny grey summary of the thumbnail (80x45, each pixel the mean of
+    16 samples, so sensor noise stays well under the levels): is the scene the same as when the
+    matte was last computed? Forces a fresh matte at least every `refresh` frames."""
 
     def __init__(self, mean_level: float = 1.5, peak_level: float = 16.0,
                  refresh: int = 30) -> None:
         self.mean_level = mean_level  # mean |difference| in grey levels, whole thumbnail
-        self.peak_level = peak_level  # any block changing more counts as motion
+        self.peak_level = peak_level  # any summary pixel changing more counts as motion
         self.refresh = refresh
         self._have_ref = False
         # Pre-allocated summaries (hot path).
-        self._ref = np.zeros((45, 80), np.float32)
-        self._grey = np.zeros((45, 80), np.float32)
+        self._sparse = np.zeros((90, 160, 3), np.uint8)
+        self._bgr = np.zeros((45, 80, 3), np.uint8)
+        self._grey = np.zeros((45, 80), np.uint8)
+        self._ref = np.zeros((45, 80), np.uint8)
+        self._diff = np.zeros((45, 80), np.uint8)
         self._age = 0
 
     def unchanged(self, image: np.ndarray) -> bool:
-        _grey_blocks(image, max(1, image.shape[1] // 320), self._grey)
+        # INTER_LINEAR at 1/4 of a 640x360 thumbnail is the mean of the middle 2x2 pixels of
+        # each 4x4 block, then a 2x2 area mean: 0.08 ms, against 0.34 for INTER_AREA at 1/8.
+        cv2.resize(image, (160, 90), dst=self._sparse, interpolation=cv2.INTER_LINEAR)
+        cv2.resize(self._sparse, (80, 45), dst=self._bgr, interpolation=cv2.INTER_AREA)
+        cv2.cvtColor(self._bgr, cv2.COLOR_BGR2GRAY, dst=self._grey)
         if self._have_ref and self._age < self.refresh:
-            mean, peak = _change(self._grey, self._ref)
-            if mean < self.mean_level and peak < self.peak_level:
+            cv2.absdiff(self._grey, self._ref, dst=self._diff)
+            if cv2.mean(self._diff)[0] < self.mean_level and self._diff.max() < self.peak_level:
                 self._age += 1
                 return True
         np.copyto(self._ref, self._grey)
         self._have_ref, self._age = True, 0
         return False
-
-    @staticmethod
-    def warm_up() -> None:
-        """Compile (or load from cache) the summary kernels."""
-        StillScene().unchanged(np.zeros((9, 16, 3), np.uint8))
-        StillScene().unchanged(np.zeros((9, 16, 3), np.uint8))
 
 
 class Pipeline:
