@@ -127,17 +127,25 @@ def plan_runs(classes, need, starts, runs, counts, need_runs,
 
 
 @njit(cache=True, fastmath=True, inline="always")
+def _row_views(y, pixels, runs, counts, y0, bg_rows, by0, by1, bwy, out_rows, matte, compose,
+               keep_matte, no_out, no_matte):  # pragma: no cover - compiled
+    """Row y's runs and their count, background row weights (w0, w1 of 256), and its frame,
+    background (top, bottom), output and matte rows (stand-ins when not wanted)."""
+    w1 = np.int32(bwy[y])
+    return (runs[y0[y]], counts[y0[y]], np.int32(256) - w1, w1, pixels[y], bg_rows[by0[y]],
+            bg_rows[by1[y]], out_rows[y] if compose else no_out,
+            matte[y] if keep_matte else no_matte)
+
+
+@njit(cache=True, fastmath=True, inline="always")
 def _sure_row(y, pixels, runs, counts, y0, bg_rows, by0, by1, bwy, out_rows, matte, compose,
               keep_matte, no_out, no_matte):  # pragma: no cover - compiled
     """Row y's sure runs: the frame (person) or the background (bg rows blended along y by
     bwy/256, in int32: faster than float32 here) into the output, 255 / 0 into the matte."""
-    row_runs = runs[y0[y]]
-    w1 = np.int32(bwy[y])
-    w0 = np.int32(256) - w1
-    src, top, bottom = pixels[y], bg_rows[by0[y]], bg_rows[by1[y]]
-    dst = out_rows[y] if compose else no_out
-    mrow = matte[y] if keep_matte else no_matte
-    for r in range(counts[y0[y]]):
+    row_runs, count, w0, w1, src, top, bottom, dst, mrow = _row_views(
+        y, pixels, runs, counts, y0, bg_rows, by0, by1, bwy, out_rows, matte, compose,
+        keep_matte, no_out, no_matte)
+    for r in range(count):
         xs, xe, kind = row_runs[r, 0], row_runs[r, 1], row_runs[r, 2]
         n = _U64(xe - xs)
         if kind == SURE_PERSON:
@@ -263,13 +271,10 @@ def render(frame, a, b, runs, counts, need_runs, need_counts, taps, guided, feat
                 _sharp_at(y, pixels, a, b, need_runs, need_counts, taps, guided, fields_x,
                           expanded, sharp[here])
             erow = edges[y] if keep_edges else no_matte
-            row_runs = runs[y0[y]]
-            w1 = np.int32(bwy[y])
-            w0 = np.int32(256) - w1
-            src, top, bottom = pixels[y], bg_rows[by0[y]], bg_rows[by1[y]]
-            dst = out_rows[y] if compose else no_out
-            mrow = matte[y] if keep_matte else no_matte
-            for r in range(counts[y0[y]]):
+            row_runs, count, w0, w1, src, top, bottom, dst, mrow = _row_views(
+                y, pixels, runs, counts, y0, bg_rows, by0, by1, bwy, out_rows, matte, compose,
+                keep_matte, no_out, no_matte)
+            for r in range(count):
                 xs, xe, kind = row_runs[r, 0], row_runs[r, 1], row_runs[r, 2]
                 if kind != EDGE:
                     continue
