@@ -108,6 +108,26 @@ def test_fields_from_a_thumbnail_match_fields_from_the_frame() -> None:
     np.testing.assert_array_equal(a.classes, b.classes)
 
 
+def test_a_guide_made_first_gives_the_same_fields() -> None:
+    frame, low = scene(1920, 1080)
+    thumb = Thumbnailer()(frame)
+    refiner = MatteRefiner()
+    guide = refiner.guide(frame, thumb)
+    assert guide.shape == (180, 320) and guide.dtype == np.uint8
+    np.testing.assert_array_equal(guide, cv2.cvtColor(
+        cv2.resize(thumb, (320, 180), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2GRAY))
+    a = refiner.fields(frame, low, thumb=thumb, guide_ready=True)
+    a_b, a_classes = a.b.copy(), a.classes.copy()
+    b = MatteRefiner().fields(frame, low, thumb=thumb)
+    np.testing.assert_array_equal(a_b, b.b)
+    np.testing.assert_array_equal(a_classes, b.classes)
+    # A guide made for another frame size is not used: the fields are of this frame.
+    small_frame, small_low = scene(640, 360)
+    c = refiner.fields(small_frame, small_low, guide_ready=True)
+    d = MatteRefiner().fields(small_frame, small_low)
+    np.testing.assert_array_equal(c.b, d.b)
+
+
 def test_thumbnailer_keeps_small_frames_and_aspect() -> None:
     thumbs = Thumbnailer()
     small = np.zeros((240, 320, 3), np.uint8)

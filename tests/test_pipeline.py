@@ -182,3 +182,39 @@ def test_pipeline_counts_reused_mattes() -> None:
     stats = Pipeline(cap, stages(), [RecordingSink()], fps=30, realtime=False,
                      reuse_still=False).run()
     assert stats.mattes_reused == 0
+
+
+def test_still_scene_takes_a_grey_guide_too() -> None:
+    from vbg.pipeline import StillScene
+
+    rng = np.random.default_rng(4)
+    base = rng.integers(0, 256, (180, 320), dtype=np.uint8)
+    still = StillScene(refresh=5)
+    assert not still.unchanged(base)
+    noisy = np.clip(base.astype(int) + rng.integers(-2, 3, base.shape), 0, 255).astype(np.uint8)
+    assert still.unchanged(noisy)
+    moved = base.copy()
+    moved[60:90, 150:190] = 255 - moved[60:90, 150:190]
+    assert not still.unchanged(moved)
+
+
+def test_smoother_gives_the_same_from_a_grey_picture_as_from_bgr() -> None:
+    import cv2
+
+    from vbg.smoothing import TemporalSmoother
+
+    rng = np.random.default_rng(5)
+    first = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)
+    frames = [first, first, 255 - first]  # still, then a new scene
+    alphas = [rng.random((180, 320)).astype(np.float32) for _ in range(3)]
+    bgr, grey = TemporalSmoother(), TemporalSmoother()
+    for i, (frame, alpha) in enumerate(zip(frames, alphas, strict=True)):
+        a = bgr(alpha, frame, i / 30).copy()
+        b = grey(alpha, cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), i / 30).copy()
+        np.testing.assert_allclose(a, b, atol=0.02)
+    assert bgr.cuts == grey.cuts == 1
+    np.testing.assert_array_equal(b, alphas[2])  # a cut takes the new matte as it is
+    # A grey picture of another size is brought to the matte's.
+    small = TemporalSmoother()
+    small(alphas[0], np.zeros((90, 160), np.uint8), 0.0)
+    assert small(alphas[1], np.zeros((90, 160), np.uint8), 1 / 30).shape == (180, 320)

@@ -71,16 +71,27 @@ def _live_settings(model: str | None, provider: str, rvm: bool = False) -> dict[
 
 def live_matter(model: str | None, provider: str, rvm: bool = False) -> Callable:
     """A function (frame, t, first) -> uint8 matte running the live stages."""
-    from vbg import live
+    from vbg import live, onepass
+    from vbg.thumbs import Thumbnailer
 
     stages = live.build_stages(_live_settings(model, provider, rvm))
     seg, smoother, refiner = stages.segmenter, stages.smoother, stages.refiner
+    thumbnailer = Thumbnailer()
 
     def matte(frame: np.ndarray, t: float, first: bool) -> np.ndarray:
+        """What the live pipeline computes per frame (pipeline._process), as a full-res matte."""
         if first:
             seg.reset()
             smoother.reset()
-        return refiner(frame, smoother(seg(frame), frame, t))
+        frame = np.ascontiguousarray(frame)
+        if not refiner.one_pass:
+            return refiner(frame, smoother(seg(frame), frame, t))
+        thumb = thumbnailer(frame)
+        guide = refiner.guide(frame, thumb)
+        exact = thumbnailer.exact and getattr(seg, "takes_thumb", False)
+        low = smoother(seg(frame, thumb=thumb) if exact else seg(frame), guide, t)
+        fields = refiner.fields(frame, low, thumb=thumb, guide_ready=True)
+        return onepass.draw(fields, frame, matte=np.empty(frame.shape[:2], np.uint8))
 
     return matte
 

@@ -66,11 +66,15 @@ class StillScene:
         self._age = 0
 
     def unchanged(self, image: np.ndarray) -> bool:
-        # INTER_LINEAR at 1/4 of a 640x360 thumbnail is the mean of the middle 2x2 pixels of
-        # each 4x4 block, then a 2x2 area mean: 0.08 ms, against 0.34 for INTER_AREA at 1/8.
-        cv2.resize(image, (160, 90), dst=self._sparse, interpolation=cv2.INTER_LINEAR)
-        cv2.resize(self._sparse, (80, 45), dst=self._bgr, interpolation=cv2.INTER_AREA)
-        cv2.cvtColor(self._bgr, cv2.COLOR_BGR2GRAY, dst=self._grey)
+        """`image`: the BGR thumbnail, or a grey one (the refiner's 320x180 guide)."""
+        if image.ndim == 2:  # grey: one area resize (an exact 4x4 mean from 320x180)
+            cv2.resize(image, (80, 45), dst=self._grey, interpolation=cv2.INTER_AREA)
+        else:
+            # INTER_LINEAR at 1/4 of a 640x360 thumbnail is the mean of the middle 2x2 pixels
+            # of each 4x4 block, then a 2x2 area mean: 0.08 ms, against 0.34 for INTER_AREA.
+            cv2.resize(image, (160, 90), dst=self._sparse, interpolation=cv2.INTER_LINEAR)
+            cv2.resize(self._sparse, (80, 45), dst=self._bgr, interpolation=cv2.INTER_AREA)
+            cv2.cvtColor(self._bgr, cv2.COLOR_BGR2GRAY, dst=self._grey)
         if self._have_ref and self._age < self.refresh:
             cv2.absdiff(self._grey, self._ref, dst=self._diff)
             if cv2.mean(self._diff)[0] < self.mean_level and self._diff.max() < self.peak_level:
@@ -199,8 +203,13 @@ class Pipeline:
         image = self._fit(frame.image)
         t = time.perf_counter()
         thumb = self._thumbnailer(image)
+        # One small grey picture for the motion checks and the refiner's guide, made once.
+        one_pass = self._one_pass()
+        guide = (st.refiner.guide(image, thumb) if one_pass and hasattr(st.refiner, "guide")
+                 else None)
+        small = thumb if guide is None else guide
         self.stats.add_stage("thumbnail", (time.perf_counter() - t) * 1e3)
-        if (self.still is not None and self.still.unchanged(thumb)
+        if (self.still is not None and self.still.unchanged(small)
                 and self._last_matte is not None):
             # Nothing moved: the last matte still fits; only the blend is redone.
             t3 = time.perf_counter()
@@ -219,10 +228,11 @@ class Pipeline:
         else:
             low = st.segmenter(image)
         t1 = time.perf_counter()
-        low = st.smoother(low, thumb, self._media_time(frame))  # needs only a small picture
+        low = st.smoother(low, small, self._media_time(frame))  # needs only a small picture
         t2 = time.perf_counter()
-        if self._one_pass():  # the matte stays low-res; the compositor draws it in the blend
-            matte = st.refiner.fields(image, low, thumb=thumb)
+        if one_pass:  # the matte stays low-res; the compositor draws it in the blend
+            matte = (st.refiner.fields(image, low, thumb=thumb) if guide is None
+                     else st.refiner.fields(image, low, thumb=thumb, guide_ready=True))
         else:
             matte = st.refiner(image, low)
         t3 = time.perf_counter()

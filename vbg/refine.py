@@ -233,7 +233,13 @@ class MatteRefiner:
             self._field_size = (fh, fw)
 
     # --- stages ---
-    def _grey_guide(self, frame: np.ndarray, thumb: np.ndarray | None) -> np.ndarray:
+    def guide(self, frame: np.ndarray, thumb: np.ndarray | None = None) -> np.ndarray:
+        """The frame's grey guide (guide size, uint8; a reused buffer). Called before
+        `fields(..., guide_ready=True)` it is made once per frame and shared with the stages
+        that only need a small grey picture (the motion checks)."""
+        h, w = frame.shape[:2]
+        if self._frame_size != (h, w):
+            self._alloc_frame(h, w)
         gh, gw = self._guide_size
         if thumb is None or thumb.shape[1] < 2 * gw:  # none given, or too coarse
             thumb = self._thumbnailer(frame)
@@ -241,8 +247,8 @@ class MatteRefiner:
         cv2.cvtColor(self._guide_bgr, cv2.COLOR_BGR2GRAY, dst=self._guide_grey)
         return self._guide_grey
 
-    def _guided_fields(self, frame: np.ndarray, alpha: np.ndarray, thumb: np.ndarray | None
-                       ) -> tuple[np.ndarray, np.ndarray]:
+    def _guided_fields(self, frame: np.ndarray, alpha: np.ndarray, thumb: np.ndarray | None,
+                       guide_ready: bool) -> tuple[np.ndarray, np.ndarray]:
         """Guided-filter coefficients at guide size, curve folded in, scaled for grey 0..255."""
         p = self.params
         gh, gw = self._guide_size
@@ -251,7 +257,8 @@ class MatteRefiner:
         else:
             cv2.resize(alpha, (gw, gh), dst=self._p, interpolation=cv2.INTER_LINEAR)
         box = (2 * p.radius + 1, 2 * p.radius + 1)
-        _guide_stats(self._grey_guide(frame, thumb), self._p, self._stats)
+        grey = self._guide_grey if guide_ready else self.guide(frame, thumb)
+        _guide_stats(grey, self._p, self._stats)
         cv2.boxFilter(self._stats, -1, box, dst=self._means, borderType=cv2.BORDER_REFLECT)
         _linear_model(self._means, p.eps, self._coef)
         cv2.boxFilter(self._coef, -1, box, dst=self._mean_coef, borderType=cv2.BORDER_REFLECT)
@@ -273,17 +280,20 @@ class MatteRefiner:
         return self._plain, self._plain
 
     def fields(self, frame: np.ndarray, alpha_lowres: np.ndarray, feather: int | None = None,
-               thumb: np.ndarray | None = None) -> onepass.MatteFields:
+               thumb: np.ndarray | None = None, guide_ready: bool = False
+               ) -> onepass.MatteFields:
         """The matte of `frame` as low-res fields (reused buffers, valid until the next call);
         `feather` overrides the setting (0 or 1); `thumb`: the frame already shrunken
-        (thumbs.Thumbnailer), saves reading the frame for the guide."""
+        (thumbs.Thumbnailer), saves reading the frame for the guide; `guide_ready`: guide()
+        was called with this frame."""
         h, w = frame.shape[:2]
         if self._frame_size != (h, w):
             self._alloc_frame(h, w)
+            guide_ready = False
         p = self.params
         alpha = np.asarray(alpha_lowres, dtype=np.float32)
         if p.guided:
-            a, b = self._guided_fields(frame, alpha, thumb)
+            a, b = self._guided_fields(frame, alpha, thumb, guide_ready)
             grey = self._guide_grey
         else:
             a, b = self._bilinear_fields(alpha)

@@ -45,6 +45,21 @@ def _grey_change(small: np.ndarray, prev_grey: np.ndarray, grey: np.ndarray) -> 
     return total / (h * w)
 
 
+@njit(fastmath=True, cache=True)
+def _grey_change_u8(small: np.ndarray, prev_grey: np.ndarray, grey: np.ndarray) -> float:
+    """grey = `small` (grey uint8) in 0..1; returns mean |grey - prev_grey|."""
+    h, w = grey.shape
+    total = 0.0
+    for y in range(h):
+        row = np.float32(0.0)
+        for x in range(w):
+            value = np.float32(1 / 255) * np.float32(small[y, x])
+            grey[y, x] = value
+            row += abs(value - prev_grey[y, x])
+        total += row
+    return total / (h * w)
+
+
 class TemporalSmoother:
     """Adaptive smoothing of low-res alpha; `reset()` on scene cuts and model resets."""
 
@@ -68,24 +83,31 @@ class TemporalSmoother:
         self._outs = (np.zeros(shape, np.float32), np.zeros(shape, np.float32))
         self._greys = (np.zeros(shape, np.float32), np.zeros(shape, np.float32))
         self._small = np.zeros((*shape, 3), np.uint8)
+        self._small_grey = np.zeros(shape, np.uint8)
         self._turn = 0
         self._last_t = None
 
     def __call__(self, alpha: np.ndarray, frame: np.ndarray, timestamp: float) -> np.ndarray:
         """Smoothed alpha (a reused buffer, valid until the call after next) for `alpha`
-        computed on `frame` at `timestamp` s."""
+        computed on `frame` (BGR, or already grey: e.g. the refiner's guide) at `timestamp` s."""
         if not self.enabled:
             return alpha
         if alpha.shape != self._shape:
             self._alloc(alpha.shape)
         h, w = alpha.shape
-        # Grey thumbnail at matte size: one sparse linear resize straight from the frame into a
-        # pre-allocated buffer (~0.08 ms at 1080p; a strided view first made cv2 copy it, ~0.9
-        # ms; INTER_AREA from full size cost ~2 ms).
-        cv2.resize(frame, (w, h), dst=self._small, interpolation=cv2.INTER_LINEAR)
         prev, out = self._outs[self._turn], self._outs[1 - self._turn]
         prev_grey, grey = self._greys[self._turn], self._greys[1 - self._turn]
-        change = _grey_change(self._small, prev_grey, grey)
+        if frame.ndim == 2:  # grey: used as it is at matte size (the live pipeline's guide)
+            small = frame
+            if frame.shape != (h, w):
+                cv2.resize(frame, (w, h), dst=self._small_grey, interpolation=cv2.INTER_LINEAR)
+                small = self._small_grey
+            change = _grey_change_u8(small, prev_grey, grey)
+        else:
+            # Grey thumbnail at matte size: one sparse linear resize straight from the frame
+            # (~0.08 ms at 1080p; INTER_AREA from full size cost ~2 ms).
+            cv2.resize(frame, (w, h), dst=self._small, interpolation=cv2.INTER_LINEAR)
+            change = _grey_change(self._small, prev_grey, grey)
         first = self._last_t is None
         if not first and change > self.scene_cut:
             self.cuts += 1
@@ -105,3 +127,4 @@ class TemporalSmoother:
         a = np.zeros((4, 4), np.float32)
         _blend(a, a, a, a, 0.5, 1.0, np.empty_like(a))
         _grey_change(np.zeros((4, 4, 3), np.uint8), a, np.empty_like(a))
+        _grey_change_u8(np.zeros((4, 4), np.uint8), a, np.empty_like(a))
