@@ -16,6 +16,7 @@ from vbg.thumbs import Thumbnailer
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "samples" / "astronaut.png"
+BACKGROUND = ROOT / "backgrounds" / "launch.jpg"
 
 
 def scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -214,3 +215,51 @@ def test_still_scene_redraws_the_last_matte_over_the_new_frame() -> None:
     fresh = np.empty_like(first)
     compositor.render(noisy, fields, matte=fresh)  # not the same scene: guided by the new frame
     assert (fresh != first).any()
+
+
+def sure_background(fields: onepass.MatteFields) -> np.ndarray:
+    """The frame pixels in the sure background runs of `fields`."""
+    runs, counts = fields.plan[0], fields.plan[1]
+    y0 = fields.taps[1]
+    width, height = fields.size
+    mask = np.zeros((height, width), bool)
+    for y in range(height):
+        for xs, xe, kind in runs[y0[y], :counts[y0[y]]]:
+            mask[y, xs:xe] = kind == onepass.SURE_BG
+    return mask
+
+
+@pytest.mark.parametrize("kind", ["image", "blur", "color"])
+def test_still_scene_leaves_the_unchanged_background_as_it_is(kind: str) -> None:
+    frame, low = scene(640, 360)
+    fields = MatteRefiner().fields(frame, low)
+    noisy = cv2.add(frame, np.random.default_rng(6).integers(0, 6, frame.shape, np.uint8))
+
+    def background():
+        return {"image": lambda: ImageBackground(BACKGROUND), "color": lambda: ColorBackground(
+            "#102030"), "blur": lambda: BlurBackground(15, refresh=8)}[kind]()
+
+    def two_frames(keep: bool) -> np.ndarray:
+        compositor = Compositor(background())
+        compositor.keep_still_background = keep
+        first = compositor.render(frame, fields)
+        sure_bg = sure_background(fields)
+        assert sure_bg.mean() > 0.3
+        first[sure_bg] = 7  # what a still scene must not overwrite
+        out = compositor.render(noisy, fields, same_scene=True)
+        assert (out[sure_bg] == 7).all() == keep
+        out[sure_bg] = 0
+        return out.copy()
+
+    np.testing.assert_array_equal(two_frames(True), two_frames(False))
+
+
+def test_a_new_background_on_a_still_scene_is_drawn_whole() -> None:
+    frame, low = scene(640, 360)
+    fields = MatteRefiner().fields(frame, low)
+    compositor = Compositor(ImageBackground(BACKGROUND))
+    compositor.render(frame, fields)
+    compositor.background = ColorBackground("#102030")
+    out = compositor.render(frame, fields, same_scene=True).copy()
+    fresh = Compositor(ColorBackground("#102030")).render(frame, fields)
+    np.testing.assert_array_equal(out, fresh)

@@ -163,8 +163,18 @@ def warm_up() -> None:
     backgrounds.warm_up()
 
 
+def _same(last: tuple | None, now: tuple) -> bool:
+    """The same (fields, background, pixels or colour, output buffer) as the last blend."""
+    if last is None:
+        return False
+    pixels_same = (last[2] == now[2]) if isinstance(now[2], bytes) else last[2] is now[2]
+    return last[0] is now[0] and last[1] is now[1] and last[3] is now[3] and pixels_same
+
+
 class Compositor:
     """Composites frames over a background into one reused output buffer (BGR or BGRA)."""
+
+    keep_still_background = True  # a still scene leaves the unchanged background unwritten
 
     def __init__(self, background: Background) -> None:
         # One tuple so a swap from another thread is seen atomically by __call__.
@@ -178,6 +188,9 @@ class Compositor:
         # The edge runs' matte of the last fresh render (one pass), redrawn on a still scene.
         self._edges = np.empty((0, 0), np.uint8)
         self._edges_of: onepass.MatteFields | None = None
+        # What the output buffer's sure background runs hold: (fields, background, its pixels)
+        # of the last one-pass blend. A still scene with the same ones leaves them as they are.
+        self._drawn: tuple | None = None
         self._straight: tuple | None = None  # row taps of a full-size background, per height
         self._color_rows: tuple | None = None  # a colour as one background row, per width
 
@@ -268,8 +281,14 @@ class Compositor:
         # A still scene (same fields as last time): the edge matte is redrawn, not recomputed.
         reuse = same_scene and self._edges_of is fields
         self._edges_of = fields
+        # ... and the background, when it did not change, is already in the output buffer.
+        static = self._bg_reused or background.kind in ("image", "color")
+        drawn = (fields, background, color.tobytes() if bg is None else bg, out)
+        keep = reuse and static and self.keep_still_background and _same(self._drawn, drawn)
+        self._drawn = drawn
         return onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
-                            matte=matte, edges=self._edges, reuse_edges=reuse)
+                            matte=matte, edges=self._edges, reuse_edges=reuse,
+                            keep_background=keep)
 
     def __call__(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool = False
                  ) -> np.ndarray:
@@ -277,6 +296,7 @@ class Compositor:
         `same_scene`: nothing moved since the last call, so a blurred background is reused."""
         background, color = self._state
         height, width = frame.shape[:2]
+        self._drawn = None  # the output buffer is written whole here
         if background.kind == "transparent":
             return to_bgra(frame, alpha, self._output(height, width, 4))
         out = self._output(height, width, 3)
