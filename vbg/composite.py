@@ -165,10 +165,12 @@ def warm_up() -> None:
 
 def _same(last: tuple | None, now: tuple) -> bool:
     """The same (fields, background, pixels or colour, output buffer) as the last blend."""
-    if last is None:
+    if last is None or any(a is not b for a, b in ((last[0], now[0]), (last[1], now[1]),
+                                                   (last[3], now[3]))):
         return False
-    pixels_same = (last[2] == now[2]) if isinstance(now[2], bytes) else last[2] is now[2]
-    return last[0] is now[0] and last[1] is now[1] and last[3] is now[3] and pixels_same
+    if isinstance(now[2], bytes):  # a colour
+        return isinstance(last[2], bytes) and last[2] == now[2]
+    return last[2] is now[2]
 
 
 class Compositor:
