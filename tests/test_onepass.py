@@ -129,6 +129,16 @@ def test_a_guide_made_first_gives_the_same_fields() -> None:
     np.testing.assert_array_equal(c.b, d.b)
 
 
+def test_thumbnails_at_odd_ratios_are_the_pixel_centres() -> None:
+    rng = np.random.default_rng(7)
+    for width, height in ((1920, 1080), (3200, 1830), (1599, 1203)):  # 360, 366, 401 rows
+        frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        thumb = Thumbnailer(width // 5 if width == 3200 else width // 3)(frame)
+        ratio = width // thumb.shape[1]
+        assert ratio % 2 == 1
+        np.testing.assert_array_equal(thumb, frame[ratio // 2::ratio, ratio // 2::ratio])
+
+
 def test_thumbnailer_keeps_small_frames_and_aspect() -> None:
     thumbs = Thumbnailer()
     small = np.zeros((240, 320, 3), np.uint8)

