@@ -163,16 +163,6 @@ def warm_up() -> None:
     backgrounds.warm_up()
 
 
-def _same(last: tuple | None, now: tuple) -> bool:
-    """The same (fields, background, pixels or colour, output buffer) as the last blend."""
-    if last is None or any(a is not b for a, b in ((last[0], now[0]), (last[1], now[1]),
-                                                   (last[3], now[3]))):
-        return False
-    if isinstance(now[2], bytes):  # a colour
-        return isinstance(last[2], bytes) and last[2] == now[2]
-    return last[2] is now[2]
-
-
 class Compositor:
     """Composites frames over a background into one reused output buffer (BGR or BGRA)."""
 
@@ -190,8 +180,9 @@ class Compositor:
         # The edge runs' matte of the last fresh render (one pass), redrawn on a still scene.
         self._edges = np.empty((0, 0), np.uint8)
         self._edges_of: onepass.MatteFields | None = None
-        # What the output buffer's sure background runs hold: (fields, background, its pixels)
-        # of the last one-pass blend. A still scene with the same ones leaves them as they are.
+        # What the output buffer's sure background runs hold: (background, its pixels or colour
+        # array, the buffer) of the last one-pass blend. A still scene with the same objects
+        # (and the same fields: `_edges_of`) leaves them as they are.
         self._drawn: tuple | None = None
         self._straight: tuple | None = None  # row taps of a full-size background, per height
         self._color_rows: tuple | None = None  # a colour as one background row, per width
@@ -285,9 +276,10 @@ class Compositor:
         self._edges_of = fields
         # ... and the background, when it did not change, is already in the output buffer.
         static = self._bg_reused or background.kind in ("image", "color")
-        drawn = (fields, background, color.tobytes() if bg is None else bg, out)
-        keep = reuse and static and self.keep_still_background and _same(self._drawn, drawn)
-        self._drawn = drawn
+        drawn = (background, color if bg is None else bg, out)
+        last, self._drawn = self._drawn, drawn
+        keep = (reuse and static and self.keep_still_background and last is not None
+                and all(a is b for a, b in zip(last, drawn, strict=True)))
         return onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
                             matte=matte, edges=self._edges, reuse_edges=reuse,
                             keep_background=keep)

@@ -47,9 +47,10 @@ class RunStats:
 
 
 class StillScene:
-    """Cheap motion check on a tiny grey summary of the thumbnail (80x45, each pixel the mean of
-    16 samples, so sensor noise stays well under the levels): is the scene the same as when the
-    matte was last computed? Forces a fresh matte at least every `refresh` frames."""
+    """Cheap motion check on a tiny grey summary (80x45, each pixel the mean of 16 samples of
+    the thumbnail or of 4x4 pixels of the grey guide, so sensor noise stays well under the
+    levels): is the scene the same as when the matte was last computed? Forces a fresh matte
+    at least every `refresh` frames."""
 
     def __init__(self, mean_level: float = 1.5, peak_level: float = 16.0,
                  refresh: int = 30) -> None:
