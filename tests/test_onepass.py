@@ -129,14 +129,28 @@ def test_a_guide_made_first_gives_the_same_fields() -> None:
     np.testing.assert_array_equal(c.b, d.b)
 
 
-def test_thumbnails_at_odd_ratios_are_the_pixel_centres() -> None:
+def test_thumbnails_at_whole_ratios_are_frame_pixels() -> None:
     rng = np.random.default_rng(7)
-    for width, height in ((1920, 1080), (3200, 1830), (1599, 1203)):  # 360, 366, 401 rows
+    # ratios 3, 5, 3 and 2; 360, 366, 401 and 360 rows
+    for width, height, thumb_width in ((1920, 1080, 640), (3200, 1830, 640), (1599, 1203, 533),
+                                       (1280, 720, 640)):
         frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        thumb = Thumbnailer(width // 5 if width == 3200 else width // 3)(frame)
+        thumbs = Thumbnailer(thumb_width)
+        thumb = thumbs(frame)
         ratio = width // thumb.shape[1]
-        assert ratio % 2 == 1
+        assert thumbs.exact
         np.testing.assert_array_equal(thumb, frame[ratio // 2::ratio, ratio // 2::ratio])
+        np.testing.assert_array_equal(thumb, cv2.resize(
+            frame, thumb.shape[1::-1], interpolation=cv2.INTER_NEAREST_EXACT))
+
+
+def test_thumbnails_at_other_ratios_are_averaged() -> None:
+    frame = np.random.default_rng(8).integers(0, 256, (480, 854, 3), dtype=np.uint8)
+    thumbs = Thumbnailer()
+    thumb = thumbs(frame)
+    assert not thumbs.exact
+    np.testing.assert_array_equal(thumb, cv2.resize(frame, (640, 360),
+                                                    interpolation=cv2.INTER_LINEAR))
 
 
 def test_thumbnailer_keeps_small_frames_and_aspect() -> None:

@@ -12,10 +12,9 @@ WIDTH = 640
 
 @njit(cache=True, fastmath=True)
 def _decimate(frame: np.ndarray, ratio: int, out: np.ndarray) -> None:
-    """out[y, x] = frame[ratio*y + ratio//2, ratio*x + ratio//2]: the pixel centres an odd
-    ratio's INTER_NEAREST_EXACT / INTER_LINEAR pick. Two rows at a time, so two streams of
-    frame memory are in flight (cold 1080p frames: 0.33 vs 0.43 ms a row at a time, 0.62 for
-    cv2)."""
+    """out[y, x] = frame[ratio*y + ratio//2, ratio*x + ratio//2], as INTER_NEAREST_EXACT (at an
+    odd ratio also the pixels INTER_LINEAR gives). Two rows at a time, so two streams of frame
+    memory are in flight (cold 1080p frames: 0.33 vs 0.43 ms a row at a time, 0.62 for cv2)."""
     half = ratio // 2
     height = out.shape[0]
     for y in range(0, height, 2):
@@ -34,9 +33,10 @@ def _decimate(frame: np.ndarray, ratio: int, out: np.ndarray) -> None:
 
 class Thumbnailer:
     """Callable: BGR frame -> the frame at about WIDTH px wide (a reused buffer, aspect kept),
-    or the frame itself when it is not larger. One sparse pass: at an odd whole ratio (1080p:
-    3) INTER_NEAREST_EXACT picks pixel centres, the same pixels INTER_LINEAR would give at ~1/3
-    of the cost; otherwise INTER_LINEAR (2x: the 2x2 mean)."""
+    or the frame itself when it is not larger. One sparse pass at a whole ratio (1080p: 3, 720p:
+    2): every ratio-th pixel (INTER_NEAREST_EXACT), reading 1/ratio of the frame's rows; other
+    ratios: INTER_LINEAR. On DAVIS upscaled to 720p, picking instead of the 2x2 mean also scored
+    better (IoU 0.875 -> 0.882, dtSSD 7.17 -> 6.96: the network takes the thumbnail then)."""
 
     def __init__(self, width: int = WIDTH) -> None:
         self.width = width
@@ -60,8 +60,8 @@ class Thumbnailer:
         if self._key != (width, height):
             self._out = np.empty((th, tw, 3), np.uint8)  # once per frame size (hot path)
             ratio = width / tw
-            odd = ratio == height / th and ratio.is_integer() and int(ratio) % 2 == 1
-            self._interpolation = cv2.INTER_NEAREST_EXACT if odd else cv2.INTER_LINEAR
+            whole = ratio == height / th and ratio.is_integer()
+            self._interpolation = cv2.INTER_NEAREST_EXACT if whole else cv2.INTER_LINEAR
             self._key = (width, height)
         self.exact = self._interpolation == cv2.INTER_NEAREST_EXACT
         if self.exact and frame.flags.c_contiguous:
