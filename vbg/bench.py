@@ -44,8 +44,9 @@ DEFAULT_SIZE = "1280x720"
 STAGES = ("decode", "preprocess", "inference", "smoothing", "refine", "composite",
           "composite_background", "sink")
 KEYS = ("size", "frames", "warmup", "mode", "fps", "model", "provider", "background", "source",
-        "stage_ms", "cpu_ms_per_frame", "wall_fps", "latency_ms_p50", "latency_ms_p95", "rss_mb",
-        "rss_growth_mb", "dropped", "fillers", "frame_threads", "machine")
+        "stage_ms", "network_runs_per_frame", "cpu_ms_per_frame", "wall_fps", "latency_ms_p50",
+        "latency_ms_p95", "rss_mb", "rss_growth_mb", "dropped", "fillers", "frame_threads",
+        "machine")
 BASELINE_KEYS = ("baseline_stage_ms", "baseline_cpu_ms_per_frame", "baseline_wall_fps",
                  "baseline_latency_ms_p50", "baseline_latency_ms_p95", "baseline_cpu_ratio")
 
@@ -281,21 +282,51 @@ def _latency(values) -> tuple[float, float]:
     return float(p50), float(p95)
 
 
-class SessionTimer:
-    """Stands in for a segmenter's onnxruntime session to time run() apart from preprocessing."""
+class NetworkClock:
+    """The network time of the frame being segmented, summed over its runs (a zoomed frame
+    runs the network up to three times: whole frame, crop, mirrored crop)."""
 
-    def __init__(self, session, run_ms: deque) -> None:
-        self._session, self.run_ms = session, run_ms
+    def __init__(self) -> None:
+        self.ms = 0.0
+        self.runs = 0
+
+
+class SessionTimer:
+    """Stands in for a segmenter's onnxruntime session: adds each run() to the clock."""
+
+    def __init__(self, session, clock: NetworkClock) -> None:
+        self._session, self.clock = session, clock
 
     def run(self, *args, **kwargs):
         t0 = time.perf_counter()
         try:
             return self._session.run(*args, **kwargs)
         finally:
-            self.run_ms.append((time.perf_counter() - t0) * 1e3)
+            self.clock.ms += (time.perf_counter() - t0) * 1e3
+            self.clock.runs += 1
 
     def __getattr__(self, name: str):
         return getattr(self._session, name)
+
+
+class SegmenterTimer:
+    """Stands in for the segmenter: one entry per frame of its network time and run count,
+    so each frame's preprocessing is its segmenter time less its own network runs."""
+
+    def __init__(self, segmenter, clock: NetworkClock, network_ms: deque, runs: deque) -> None:
+        self._segmenter, self.clock = segmenter, clock
+        self.network_ms, self.runs = network_ms, runs
+
+    def __call__(self, *args, **kwargs):
+        self.clock.ms, self.clock.runs = 0.0, 0
+        try:
+            return self._segmenter(*args, **kwargs)
+        finally:
+            self.network_ms.append(self.clock.ms)
+            self.runs.append(self.clock.runs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._segmenter, name)
 
 
 class BackgroundTimer:
@@ -331,14 +362,20 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     from vbg.capture import CaptureThread
     from vbg.pipeline import Pipeline
 
-    extra: dict[str, deque] = {name: deque(maxlen=2000) for name in ("decode", "run", "bg")}
-    seg = stages.segmenter
-    # Time every network run apart from its preprocessing (the zoom wrapper holds two).
+    extra: dict[str, deque] = {name: deque(maxlen=2000)
+                               for name in ("decode", "network", "runs", "bg")}
+    seg, clock = stages.segmenter, NetworkClock()
+    # Time every network run apart from its preprocessing (the zoom wrapper holds two), summed
+    # per frame: a zoomed frame runs the network more than once.
+    timed = False
     for net in {id(n): n for n in (seg, getattr(seg, "inner", None), getattr(seg, "zoom", None))
                 if n is not None}.values():
         session = getattr(net, "_session", None)
         if session is not None:
-            net._session = SessionTimer(session, extra["run"])
+            net._session = SessionTimer(session, clock)
+            timed = True
+    if timed:
+        stages.segmenter = SegmenterTimer(seg, clock, extra["network"], extra["runs"])
     stages.compositor.background = BackgroundTimer(stages.compositor.background, extra["bg"])
     window = Window()
     paced = bool(fps)
@@ -362,13 +399,13 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     if sink.written < warmup + frames:
         raise VbgError(f"the input ended after {sink.written} frames; ask for fewer --frames")
     st = stats.stage_ms
-    total, run = list(st.get("inference", ())), list(extra["run"])
+    # Both hold one entry per segmented frame since warm-up (cleared together by on_warm).
+    total, network = list(st.get("inference", ())), list(extra["network"])
     stage_ms = {
         "decode": _median(extra["decode"]),
-        "preprocess": (_median([a - b for a, b in zip(total, run, strict=False)])
-                       + (_median(st.get("thumbnail", ())) or 0.0)
-                       if session is not None else None),
-        "inference": _median(run) if session is not None else _median(total),
+        "preprocess": (_median([a - b for a, b in zip(total, network, strict=True)])
+                       + (_median(st.get("thumbnail", ())) or 0.0) if timed else None),
+        "inference": _median(network) if timed else _median(total),
         "smoothing": _median(st.get("smoothing", ())),
         "refine": _median(st.get("refine", ())),
         "composite": _median(st.get("composite", ())),
@@ -376,7 +413,10 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
         "sink": _median(st.get("sink", ())),
     }
     p50, p95 = _latency(stats.latencies_ms)
-    return {"stage_ms": stage_ms, **window.figures(frames), "latency_ms_p50": p50,
+    runs = list(extra["runs"])
+    return {"stage_ms": stage_ms,
+            "network_runs_per_frame": float(np.mean(runs)) if runs else None,
+            **window.figures(frames), "latency_ms_p50": p50,
             "latency_ms_p95": p95, "dropped": capture.stats()["dropped"] + stats.skipped_fast,
             "fillers": stats.fillers,
             "frame_threads": (f"{pipeline.frame_threads.count}"  # type: ignore[union-attr]
@@ -540,6 +580,8 @@ def report(r: dict[str, Any]) -> str:
         line = f"  {label:<20}{_ms(r['stage_ms'][key])}"
         if base:
             line += "   " + _ms(base.get(base_key) if base_key else None)
+        if key == "inference" and r.get("network_runs_per_frame") is not None:
+            line += f"   ({r['network_runs_per_frame']:.2f} network runs per vbg frame)"
         lines.append(line)
     lines += [f"cpu_ms_per_frame {r['cpu_ms_per_frame']:.2f}   wall_fps {r['wall_fps']:.1f}   "
               f"latency p50 {r['latency_ms_p50']:.1f} ms p95 {r['latency_ms_p95']:.1f} ms",
