@@ -26,6 +26,7 @@ import os
 import sys
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -220,18 +221,23 @@ def machine() -> dict[str, Any]:
 
 
 class Window:
-    """CPU, wall clock and RSS between the end of warm-up and the last measured frame."""
+    """CPU, wall clock and RSS between the end of warm-up and the last measured frame, and
+    how far `count()` (e.g. network runs so far) went meanwhile (`counted`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, count: Callable[[], int] | None = None) -> None:
         self.cpu0 = self.cpu1 = self.wall0 = self.wall1 = 0.0
         self.rss0 = self.rss1 = 0.0
+        self._count = count
+        self.counted = 0
 
     def start(self) -> None:
         self.rss0 = rss_mb()
+        self.counted = -self._count() if self._count else 0
         self.cpu0, self.wall0 = time.process_time(), time.monotonic()
 
     def stop(self) -> None:
         self.cpu1, self.wall1 = time.process_time(), time.monotonic()
+        self.counted += self._count() if self._count else 0
         self.rss1 = rss_mb()
 
     def figures(self, frames: int) -> dict[str, float]:
@@ -288,7 +294,8 @@ class NetworkClock:
 
     def __init__(self) -> None:
         self.ms = 0.0
-        self.runs = 0
+        self.runs = 0  # this frame's
+        self.total_runs = 0
 
 
 class SessionTimer:
@@ -304,18 +311,18 @@ class SessionTimer:
         finally:
             self.clock.ms += (time.perf_counter() - t0) * 1e3
             self.clock.runs += 1
+            self.clock.total_runs += 1
 
     def __getattr__(self, name: str):
         return getattr(self._session, name)
 
 
 class SegmenterTimer:
-    """Stands in for the segmenter: one entry per frame of its network time and run count,
-    so each frame's preprocessing is its segmenter time less its own network runs."""
+    """Stands in for the segmenter: one entry per segmented frame of its network time, so
+    each frame's preprocessing is its segmenter time less its own network runs."""
 
-    def __init__(self, segmenter, clock: NetworkClock, network_ms: deque, runs: deque) -> None:
-        self._segmenter, self.clock = segmenter, clock
-        self.network_ms, self.runs = network_ms, runs
+    def __init__(self, segmenter, clock: NetworkClock, network_ms: deque) -> None:
+        self._segmenter, self.clock, self.network_ms = segmenter, clock, network_ms
 
     def __call__(self, *args, **kwargs):
         self.clock.ms, self.clock.runs = 0.0, 0
@@ -323,7 +330,6 @@ class SegmenterTimer:
             return self._segmenter(*args, **kwargs)
         finally:
             self.network_ms.append(self.clock.ms)
-            self.runs.append(self.clock.runs)
 
     def __getattr__(self, name: str):
         return getattr(self._segmenter, name)
@@ -363,7 +369,7 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     from vbg.pipeline import Pipeline
 
     extra: dict[str, deque] = {name: deque(maxlen=2000)
-                               for name in ("decode", "network", "runs", "bg")}
+                               for name in ("decode", "network", "bg")}
     seg, clock = stages.segmenter, NetworkClock()
     # Time every network run apart from its preprocessing (the zoom wrapper holds two), summed
     # per frame: a zoomed frame runs the network more than once.
@@ -375,9 +381,9 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
             net._session = SessionTimer(session, clock)
             timed = True
     if timed:
-        stages.segmenter = SegmenterTimer(seg, clock, extra["network"], extra["runs"])
+        stages.segmenter = SegmenterTimer(seg, clock, extra["network"])
     stages.compositor.background = BackgroundTimer(stages.compositor.background, extra["bg"])
-    window = Window()
+    window = Window(lambda: clock.total_runs)
     paced = bool(fps)
     # Lossless: each frame is read when the pipeline asks for it, so latency is the pipeline's
     # own (capture -> sink), not time spent queued behind earlier frames.
@@ -413,9 +419,9 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
         "sink": _median(st.get("sink", ())),
     }
     p50, p95 = _latency(stats.latencies_ms)
-    runs = list(extra["runs"])
     return {"stage_ms": stage_ms,
-            "network_runs_per_frame": float(np.mean(runs)) if runs else None,
+            # Every measured frame counts: a reused matte (still scene) runs no network.
+            "network_runs_per_frame": window.counted / frames if timed else None,
             **window.figures(frames), "latency_ms_p50": p50,
             "latency_ms_p95": p95, "dropped": capture.stats()["dropped"] + stats.skipped_fast,
             "fillers": stats.fillers,
@@ -581,7 +587,7 @@ def report(r: dict[str, Any]) -> str:
         if base:
             line += "   " + _ms(base.get(base_key) if base_key else None)
         if key == "inference" and r.get("network_runs_per_frame") is not None:
-            line += f"   ({r['network_runs_per_frame']:.2f} network runs per vbg frame)"
+            line += f"   ({r['network_runs_per_frame']:.2f} network runs per frame)"
         lines.append(line)
     lines += [f"cpu_ms_per_frame {r['cpu_ms_per_frame']:.2f}   wall_fps {r['wall_fps']:.1f}   "
               f"latency p50 {r['latency_ms_p50']:.1f} ms p95 {r['latency_ms_p95']:.1f} ms",
