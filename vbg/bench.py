@@ -293,8 +293,7 @@ class NetworkClock:
     runs the network up to three times: whole frame, crop, mirrored crop)."""
 
     def __init__(self) -> None:
-        self.ms = 0.0
-        self.runs = 0  # this frame's
+        self.ms = 0.0  # this frame's, reset by SegmenterTimer
         self.total_runs = 0
 
 
@@ -310,7 +309,6 @@ class SessionTimer:
             return self._session.run(*args, **kwargs)
         finally:
             self.clock.ms += (time.perf_counter() - t0) * 1e3
-            self.clock.runs += 1
             self.clock.total_runs += 1
 
     def __getattr__(self, name: str):
@@ -325,7 +323,7 @@ class SegmenterTimer:
         self._segmenter, self.clock, self.network_ms = segmenter, clock, network_ms
 
     def __call__(self, *args, **kwargs):
-        self.clock.ms, self.clock.runs = 0.0, 0
+        self.clock.ms = 0.0
         try:
             return self._segmenter(*args, **kwargs)
         finally:

@@ -362,7 +362,8 @@ def draw(fields: MatteFields, frame: np.ndarray, background: tuple | None = None
          keep_background: bool = False) -> np.ndarray | None:
     """One pass over `frame` (C-contiguous BGR): the blend over `background` = (rows, y0, y1,
     wy) into `out` and/or the matte into `matte`; returns `out` (or `matte` without one).
-    `edges` keeps the edge runs' matte; `reuse_edges` takes it from there (same scene)."""
+    `edges` keeps the edge runs' matte; `reuse_edges` takes it from there (same scene);
+    `keep_background`: `out` already holds this background in the sure background runs."""
     if fields.size != (frame.shape[1], frame.shape[0]):
         raise ValueError(f"matte fields for {fields.size}, frame {frame.shape[1::-1]}")
     if out is not None and background is None:

@@ -54,7 +54,7 @@ class StillScene:
 
     def __init__(self, mean_level: float = 1.5, peak_level: float = 16.0,
                  refresh: int = 30) -> None:
-        self.mean_level = mean_level  # mean |difference| in grey levels, whole thumbnail
+        self.mean_level = mean_level  # mean |difference| in grey levels, whole summary
         self.peak_level = peak_level  # any summary pixel changing more counts as motion
         self.refresh = refresh
         self._have_ref = False
