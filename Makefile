@@ -20,6 +20,8 @@ lint: setup
 
 test: setup lint
 	$(VENV)/bin/pytest -q
+	@echo "The CUDA path's tests again, under numba's CUDA simulator:"
+	NUMBA_ENABLE_CUDASIM=1 $(VENV)/bin/pytest -q tests/test_gpu.py
 
 demo: setup
 	$(PY) tools/demo.py

@@ -125,7 +125,7 @@ def test_onnxruntime_check_names_the_provider():
 def test_cuda_problem_explains_and_fixes():
     reason, fix = cuda_problem(["libcublas.so.13", "libcuda.so.1"], driver_present=False)
     assert "no NVIDIA driver" in reason and "CUDA 13" in reason
-    assert "driver" in fix and "onnxruntime-gpu[cuda,cudnn]" in fix
+    assert "driver" in fix and "vbg[cuda]" in fix
     reason, fix = cuda_problem([], driver_present=True)
     assert "fell back to CPU" in reason and fix
 
@@ -268,3 +268,16 @@ def test_shipped_configs_match_the_options():
     unit = (vcam.CONFIGS_DIR / "vbg.service").read_text()
     assert "ExecStart=%h/.local/bin/vbg --config %h/.config/vbg/config.toml" in unit
     assert "WantedBy=default.target" in unit
+
+
+def test_doctor_says_whether_whole_frames_can_run_on_the_gpu(monkeypatch) -> None:
+    import vbg.gpu
+    from vbg.doctor.runtime import check_gpu_frames
+
+    monkeypatch.setattr(vbg.gpu, "cuda_status", lambda: (False, "numba.cuda finds no GPU"))
+    check = check_gpu_frames()
+    assert check.status == "info" and "numba.cuda finds no GPU" in check.found
+    assert "vbg[cuda]" in check.fix
+    monkeypatch.setattr(vbg.gpu, "cuda_status", lambda: (True, "NVIDIA H100"))
+    check = check_gpu_frames()
+    assert check.status == "ok" and "NVIDIA H100" in check.found

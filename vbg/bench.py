@@ -44,7 +44,8 @@ RING_FRAMES = 60
 DEFAULT_SIZE = "1280x720"
 STAGES = ("decode", "preprocess", "inference", "smoothing", "refine", "composite",
           "composite_background", "sink")
-KEYS = ("size", "frames", "warmup", "mode", "fps", "model", "provider", "background", "source",
+KEYS = ("size", "frames", "warmup", "mode", "fps", "model", "provider", "gpu", "background",
+        "source",
         "stage_ms", "network_runs_per_frame", "cpu_ms_per_frame", "wall_fps", "latency_ms_p50",
         "latency_ms_p95", "rss_mb", "rss_growth_mb", "dropped", "fillers", "frame_threads",
         "machine")
@@ -372,8 +373,9 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     # Time every network run apart from its preprocessing (the zoom wrapper holds two), summed
     # per frame: a zoomed frame runs the network more than once.
     timed = False
-    for net in {id(n): n for n in (seg, getattr(seg, "inner", None), getattr(seg, "zoom", None))
-                if n is not None}.values():
+    gpu = stages.gpu  # the CUDA path times its own stages (each ends in a stream sync)
+    nets = () if gpu is not None else (seg, getattr(seg, "inner", None), getattr(seg, "zoom", None))
+    for net in {id(n): n for n in nets if n is not None}.values():
         session = getattr(net, "_session", None)
         if session is not None:
             net._session = SessionTimer(session, clock)
@@ -381,7 +383,7 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     if timed:
         stages.segmenter = SegmenterTimer(seg, clock, extra["network"])
     stages.compositor.background = BackgroundTimer(stages.compositor.background, extra["bg"])
-    window = Window(lambda: clock.total_runs)
+    window = Window((lambda: gpu.matter.runs) if gpu is not None else (lambda: clock.total_runs))
     paced = bool(fps)
     # Lossless: each frame is read when the pipeline asks for it, so latency is the pipeline's
     # own (capture -> sink), not time spent queued behind earlier frames.
@@ -405,10 +407,16 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     st = stats.stage_ms
     # Both hold one entry per segmented frame since warm-up (cleared together by on_warm).
     total, network = list(st.get("inference", ())), list(extra["network"])
+    if gpu is not None:  # upload + input kernel; the network alone
+        preprocess = _median(st.get("preprocess", ()))
+    elif timed:
+        preprocess = (_median([a - b for a, b in zip(total, network, strict=True)])
+                      + (_median(st.get("thumbnail", ())) or 0.0))
+    else:
+        preprocess = None
     stage_ms = {
         "decode": _median(extra["decode"]),
-        "preprocess": (_median([a - b for a, b in zip(total, network, strict=True)])
-                       + (_median(st.get("thumbnail", ())) or 0.0) if timed else None),
+        "preprocess": preprocess,
         "inference": _median(network) if timed else _median(total),
         "smoothing": _median(st.get("smoothing", ())),
         "refine": _median(st.get("refine", ())),
@@ -419,7 +427,8 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     p50, p95 = _latency(stats.latencies_ms)
     return {"stage_ms": stage_ms,
             # Every measured frame counts: a reused matte (still scene) runs no network.
-            "network_runs_per_frame": window.counted / frames if timed else None,
+            "network_runs_per_frame": (window.counted / frames if timed or gpu is not None
+                                       else None),
             **window.figures(frames), "latency_ms_p50": p50,
             "latency_ms_p95": p95, "dropped": capture.stats()["dropped"] + stats.skipped_fast,
             "fillers": stats.fillers,
@@ -526,7 +535,7 @@ def run(args: argparse.Namespace) -> int:
     from vbg import live
 
     default_cv2_threads = cv2.getNumThreads()
-    stages = live.build_stages(s)
+    stages = live.build_stages(s, _log)
     opener, source_name, size = _openers(args, size)
     background = (f"image {s['background']}" if s["background"]
                   else f"blur {getattr(stages.compositor.background, 'strength', '?')}")
@@ -535,6 +544,8 @@ def run(args: argparse.Namespace) -> int:
         "size": f"{size[0]}x{size[1]}", "frames": args.frames, "warmup": args.warmup,
         "mode": "paced" if args.fps else "lossless", "fps": args.fps,
         "model": stages.segmenter.name, "provider": stages.segmenter.provider,
+        # The CUDA path's device (upload, matte, blend, download on it), else None.
+        "gpu": getattr(stages.gpu, "device_name", None),
         "background": background, "source": source_name,
         **run_vbg(stages, opener, args.fps, args.warmup, args.frames, s["frame_threads"]),
         "machine": machine(),
@@ -567,7 +578,9 @@ def report(r: dict[str, Any]) -> str:
     lines = [f"vbg bench: {r['size']} {r['mode']}"
              + (f" at {r['fps']:g} fps" if r["fps"] else "")
              + f", {r['frames']} frames after {r['warmup']} warm-up, model {r['model']} on "
-             f"{r['provider'].upper()}, background {r['background']}, source {r['source']}",
+             f"{r['provider'].upper()}"
+             + (f" (whole frames on the GPU: {r['gpu']})" if r.get("gpu") else "")
+             + f", background {r['background']}, source {r['source']}",
              f"machine: {m['cpus']} CPUs ({m['cpus_usable']} usable), {m['cpu_model']}, "
              f"load {m['loadavg_1min'] or 0:.2f}, frame threads {r['frame_threads']}, "
              f"numba {m['numba_threading_layer']} threads"

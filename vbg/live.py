@@ -157,12 +157,60 @@ def build_refiner(s: dict[str, Any], segmenter=None):
     return MatteRefiner(params)
 
 
-def build_stages(s: dict[str, Any]):
-    """Segmenter, smoother, refiner and compositor as live mode runs them, warmed up."""
+def build_gpu(s: dict[str, Any], log=None):
+    """The CUDA path (vbg.gpu) when onnxruntime runs on CUDA, numba.cuda runs kernels and a
+    test blend on the GPU is right; else None, and the CPU path runs (saying why if asked
+    for CUDA)."""
+    if s["provider"] == "cpu":
+        return None
+    model = choose_model(s)
+    if model not in ("rvm", "selfie", "selfie-landscape"):
+        return None
+    from vbg.gpu import cuda_status
+
+    works, what = cuda_status()
+    if not works:
+        if s["provider"] == "cuda" and log is not None:
+            log(f"vbg: frames stay on the CPU: {what}")
+        return None
+    from vbg.gpu.device import DeviceBuffers
+    from vbg.gpu.frames import GpuFrameWork
+    from vbg.gpu.matters import new_gpu_matter
+
+    buffers = DeviceBuffers()
+    try:
+        matter = new_gpu_matter(model, buffers, s["provider"], s["threads"] or None,
+                                s["rvm_size"])
+    except VbgError as e:
+        if s["provider"] == "cuda" and log is not None:
+            log(f"vbg: frames stay on the CPU: {e}")
+        return None
+    r = s["refine"]
+    gpu = GpuFrameWork(matter, buffers, smoothing=s["smoothing"]["enabled"],
+                       tau=s["smoothing"]["tau"],
+                       threshold=None if matter.temporal else r["alpha_threshold"],
+                       contrast=None if matter.temporal else r["contrast"])
+    problem = gpu.self_check()
+    if problem is not None:
+        if log is not None:
+            log(f"vbg: frames stay on the CPU: {problem}")
+        return None
+    gpu.warm_up()
+    gpu.device_name = what
+    return gpu
+
+
+def build_stages(s: dict[str, Any], log=None):
+    """Segmenter, smoother, refiner and compositor as live mode runs them, warmed up; with
+    the CUDA path (`Stages.gpu`) when the GPU really works."""
     from vbg import composite, refine, thumbs
     from vbg.pipeline import Stages
 
     background = build_background(s)  # fails now, naming the path, if unreadable
+    gpu = build_gpu(s, log)
+    if gpu is not None:
+        return Stages(gpu.matter, build_smoother(s, gpu.matter), build_refiner(s, gpu.matter),
+                      composite.Compositor(background), gpu=gpu)
     segmenter = build_segmenter(s)
     stages = Stages(segmenter, build_smoother(s, segmenter), build_refiner(s, segmenter),
                     composite.Compositor(background))
@@ -186,12 +234,13 @@ def run(args: argparse.Namespace) -> int:
     _install_signals(holder, args, log)  # first: a stop during start-up is clean too
     size = config.parse_size(s["size"]) if s["size"] else None
     t0 = time.perf_counter()
-    stages = build_stages(s)
+    stages = build_stages(s, log)
     segmenter = stages.segmenter
     why = " (chosen by --model auto)" if s["model"] == "auto" else ""
     log(f"vbg: model {segmenter.name}{why} on {segmenter.provider.upper()}"
         + ("; CUDA is not usable here, see `vbg doctor`" if s["provider"] == "auto"
-           and segmenter.provider == "cpu" else ""))
+           and segmenter.provider == "cpu" else "")
+        + (f"; whole frames on the GPU ({stages.gpu.device_name})" if stages.gpu else ""))
     if args.verbose:
         log(f"vbg: built and warmed up in {(time.perf_counter() - t0) * 1e3:.0f} ms")
 
@@ -247,6 +296,8 @@ def _install_signals(holder: dict, args: argparse.Namespace, log) -> None:
         p.stages.compositor.background = new_bg
         p.stages.refiner = build_refiner(s, p.stages.segmenter)
         p.stages.smoother.enabled = build_smoother(s, p.stages.segmenter).enabled
+        if p.stages.gpu is not None:
+            p.stages.gpu.smoothing = p.stages.smoother.enabled
         p.frame_threads = FrameThreads(s["frame_threads"], p.fps)
         old.close()
         log("vbg: reloaded configuration and background")

@@ -28,6 +28,7 @@ class Stages:
     smoother: Any
     refiner: Any
     compositor: Any
+    gpu: Any = None  # vbg.gpu.frames.GpuFrameWork: the whole frame on the GPU (CUDA path)
 
 
 @dataclass
@@ -200,6 +201,8 @@ class Pipeline:
     # -- per frame --
     def _process(self, frame: Frame) -> np.ndarray:
         st = self.stages
+        if st.gpu is not None:
+            return self._process_on_gpu(frame)
         self._card = None  # a new outage gets a card of this frame
         image = self._fit(frame.image)
         t = time.perf_counter()
@@ -246,6 +249,18 @@ class Pipeline:
         s.add_stage("smoothing", (t2 - t1) * 1e3)
         s.add_stage("refine", (t3 - t2) * 1e3)
         s.add_stage("composite", (t4 - t3) * 1e3)
+        return out
+
+    def _process_on_gpu(self, frame: Frame) -> np.ndarray:
+        """The CUDA path: up once, matte, smoothing and blend on the GPU, down once."""
+        gpu = self.stages.gpu
+        self._card = None  # a new outage gets a card of this frame
+        out, self._last_alpha = gpu(self._fit(frame.image), self.stages.compositor.background,
+                                    self._media_time(frame), want_matte=self._wants_matte)
+        for name, ms in gpu.last_ms.items():
+            self.stats.add_stage(name, ms)
+        self.stats.frames_processed += 1
+        self._last_output = out
         return out
 
     def _one_pass(self) -> bool:

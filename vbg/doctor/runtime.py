@@ -41,8 +41,8 @@ def cuda_problem(missing: list[str], driver_present: bool) -> tuple[str, str]:
         cuda = f"CUDA {'/'.join(sorted(majors))}" if majors else "CUDA"
         reasons.append(f"{cuda} libraries not found: " + ", ".join(runtime))
         fixes.append(f"install the {cuda} and cuDNN 9 libraries system-wide (on the loader "
-                     "path / LD_LIBRARY_PATH), or `pip install 'onnxruntime-gpu[cuda,cudnn]'` "
-                     "(then onnxruntime.preload_dlls() must run before the session)")
+                     "path / LD_LIBRARY_PATH), or `pip install 'vbg[cuda]'` (pip's copies, which "
+                     "vbg loads with onnxruntime.preload_dlls())")
     if not reasons:
         reasons.append("a session with CUDAExecutionProvider fell back to CPU (cuDNN missing, "
                        "or GPU/driver too old for this onnxruntime-gpu)")
@@ -77,6 +77,7 @@ def check_onnxruntime() -> list[Check]:
                     f"{ort.__version__}: {PROBE_MODEL} runs on {label} (available: {names})")]
     if label == "cuda":
         checks.append(Check("cuda", "ok", "onnxruntime really runs on the GPU"))
+        checks.append(check_gpu_frames())
     elif "CUDAExecutionProvider" not in available:
         checks.append(Check("cuda", "info", "this onnxruntime has no CUDA provider; CPU only "
                             "(`pip install onnxruntime-gpu` on an NVIDIA machine)"))
@@ -86,6 +87,18 @@ def check_onnxruntime() -> list[Check]:
         checks.append(Check("cuda", "info", f"not usable, CPU is used: {reason}",
                             f"optional, for a GPU: {fix}"))
     return checks
+
+
+def check_gpu_frames() -> Check:
+    """With CUDA inference: can numba.cuda run the blend on the GPU too (the CUDA path)?"""
+    import vbg.gpu
+
+    works, what = vbg.gpu.cuda_status()
+    if works:
+        return Check("gpu frames", "ok", f"numba.cuda runs kernels on {what}: upload, matte, "
+                     "smoothing, blend and download all on the GPU")
+    return Check("gpu frames", "info", f"inference runs on CUDA, the blend on the CPU: {what}",
+                 "optional, for the whole frame on the GPU: pip install 'vbg[cuda]'")
 
 
 def check_models() -> list[Check]:

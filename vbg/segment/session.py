@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
+import io
 import os
 from pathlib import Path
 
@@ -16,6 +20,18 @@ def default_threads(heavy: bool = False) -> int:
     """Small networks: one thread (least CPU per frame; a second thread only adds
     synchronisation). Heavy networks (RVM): up to 4 threads for the frame rate."""
     return max(1, min(4, os.cpu_count() or 1)) if heavy else 1
+
+
+@functools.cache
+def _preload_cuda_libraries() -> None:
+    """Load CUDA/cuDNN from pip's nvidia-* packages (the `vbg[cuda]` extra) when they are
+    installed: onnxruntime looks only on the loader path otherwise."""
+    import onnxruntime as ort
+
+    if importlib.util.find_spec("nvidia") is None or not hasattr(ort, "preload_dlls"):
+        return
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints each library it misses
+        ort.preload_dlls()
 
 
 def new_session(path: Path, provider: str = "auto", threads: int | None = None,
@@ -45,6 +61,7 @@ def new_session(path: Path, provider: str = "auto", threads: int | None = None,
             raise ModelError(f"model file {path} cannot be loaded by onnxruntime: {e}") from None
 
     if provider in ("auto", "cuda") and _CUDA in ort.get_available_providers():
+        _preload_cuda_libraries()
         session = make([_CUDA, _CPU])
         if session.get_providers()[0] == _CUDA:
             return session
