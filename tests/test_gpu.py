@@ -268,3 +268,17 @@ def test_bench_reports_the_gpu_stages_and_runs() -> None:
     assert stage["preprocess"] > 0 and stage["inference"] >= 0 and stage["composite"] > 0
     assert result["network_runs_per_frame"] == 1.0
     assert stage["refine"] is None  # no CPU refiner ran
+
+
+def test_blur_with_nobody_matches_the_cpu_blur() -> None:
+    from vbg.background import BlurBackground
+    from vbg.bench import make_clip
+
+    frame = make_clip((96, 64), count=1)[0]
+    work = _work()
+    work.matter._alpha = cuda.to_device(np.zeros((3, 4), np.float32))  # nobody in the room
+    out, _ = work(frame, BlurBackground(15), 0.0)
+    cpu = BlurBackground(15).full(frame, np.zeros((64, 96), np.uint8))
+    # Measured: mean 1.9 levels apart (block means vs the CPU's pyramid); the frame itself is
+    # 24 levels from its blur.
+    assert np.abs(out.astype(int) - cpu.astype(int)).mean() < 4

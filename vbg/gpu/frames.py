@@ -179,8 +179,8 @@ class GpuFrameWork:
         g, k = kernels.launch(level.shape[1], level.shape[0])
         kernels.shrink_weighted[g, k, stream](self._frame, alpha, self.threshold,
                                               self.contrast, np.int32(shrink), level)
-        kernels.gauss_rows[g, k, stream](level, self._taps, tmp)
-        kernels.gauss_cols[g, k, stream](tmp, self._taps, level)
+        kernels.gauss_pass[g, k, stream](level, self._taps, np.int32(0), tmp)
+        kernels.gauss_pass[g, k, stream](tmp, self._taps, np.int32(1), level)
         return level
 
     # -- start-up ------------------------------------------------------------------------

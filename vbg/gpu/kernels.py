@@ -169,39 +169,22 @@ def shrink_weighted(frame, alpha, threshold, contrast, scale, out):  # pragma: n
     out[y, x, 3] = wgt
 
 
-@cuda.jit(f"void({PLANES}, float32[::1], {PLANES})", cache=True)
-def gauss_rows(src, taps, out):  # pragma: no cover - device code
-    """One Gaussian pass along x, borders reflected."""
+@cuda.jit(f"void({PLANES}, float32[::1], int32, {PLANES})", cache=True)
+def gauss_pass(src, taps, along_y, out):  # pragma: no cover - device code
+    """One Gaussian pass, along x (along_y = 0) or y, borders reflected."""
     x, y = cuda.grid(2)
     h, w = src.shape[0], src.shape[1]
     if x >= w or y >= h:
         return
     radius = taps.shape[0] // 2
+    n, i = (h, y) if along_y else (w, x)
     for c in range(4):
         total = 0.0
         for k in range(taps.shape[0]):
-            sx = x + k - radius
-            sx = -sx - 1 if sx < 0 else (2 * w - sx - 1 if sx >= w else sx)
-            sx = min(max(sx, 0), w - 1)
-            total += taps[k] * src[y, sx, c]
-        out[y, x, c] = total
-
-
-@cuda.jit(f"void({PLANES}, float32[::1], {PLANES})", cache=True)
-def gauss_cols(src, taps, out):  # pragma: no cover - device code
-    """One Gaussian pass along y, borders reflected."""
-    x, y = cuda.grid(2)
-    h, w = src.shape[0], src.shape[1]
-    if x >= w or y >= h:
-        return
-    radius = taps.shape[0] // 2
-    for c in range(4):
-        total = 0.0
-        for k in range(taps.shape[0]):
-            sy = y + k - radius
-            sy = -sy - 1 if sy < 0 else (2 * h - sy - 1 if sy >= h else sy)
-            sy = min(max(sy, 0), h - 1)
-            total += taps[k] * src[sy, x, c]
+            j = i + k - radius
+            j = -j - 1 if j < 0 else (2 * n - j - 1 if j >= n else j)
+            j = min(max(j, 0), n - 1)
+            total += taps[k] * (src[j, x, c] if along_y else src[y, j, c])
         out[y, x, c] = total
 
 
