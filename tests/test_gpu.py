@@ -46,11 +46,11 @@ def test_blends_match_the_reference() -> None:
     args = (cuda.to_device(fg), cuda.to_device(alpha), np.float32(0.5), np.float32(3.0))
     a = _alpha_full(alpha, (w, h), 0.5, 3.0).astype(np.float32)
 
-    kernels.blend_image[grid, block](*args, cuda.to_device(bg), out)
+    kernels.blend[grid, block](*args, cuda.to_device(bg), out)
     assert np.abs(out.copy_to_host().astype(int) - _blend(fg, bg, a)).max() <= 1
 
     color = np.array([10, 200, 30], np.uint8)
-    kernels.blend_color[grid, block](*args, cuda.to_device(color), out)
+    kernels.blend[grid, block](*args, cuda.to_device(color.reshape(1, 1, 3)), out)
     want = _blend(fg, np.broadcast_to(color, fg.shape).astype(np.float32), a)
     assert np.abs(out.copy_to_host().astype(int) - want).max() <= 1
 

@@ -45,10 +45,9 @@ DEFAULT_SIZE = "1280x720"
 STAGES = ("decode", "preprocess", "inference", "smoothing", "refine", "composite",
           "composite_background", "sink")
 KEYS = ("size", "frames", "warmup", "mode", "fps", "model", "provider", "gpu", "background",
-        "source",
-        "stage_ms", "network_runs_per_frame", "cpu_ms_per_frame", "wall_fps", "latency_ms_p50",
-        "latency_ms_p95", "rss_mb", "rss_growth_mb", "dropped", "fillers", "frame_threads",
-        "machine")
+        "source", "stage_ms", "network_runs_per_frame", "cpu_ms_per_frame", "wall_fps",
+        "latency_ms_p50", "latency_ms_p95", "rss_mb", "rss_growth_mb", "dropped", "fillers",
+        "frame_threads", "machine")
 BASELINE_KEYS = ("baseline_stage_ms", "baseline_cpu_ms_per_frame", "baseline_wall_fps",
                  "baseline_latency_ms_p50", "baseline_latency_ms_p95", "baseline_cpu_ratio")
 

@@ -163,11 +163,9 @@ def build_gpu(s: dict[str, Any], log=None):
     for CUDA)."""
     if s["provider"] == "cpu":
         return None
-    model = choose_model(s)
-    if model not in ("rvm", "selfie", "selfie-landscape"):
-        return None
     from vbg.gpu import cuda_status
 
+    # First, as it fails at once without a driver: the model choice may start a CUDA session.
     works, what = cuda_status()
     if not works:
         if s["provider"] == "cuda" and log is not None:
@@ -178,8 +176,8 @@ def build_gpu(s: dict[str, Any], log=None):
     from vbg.gpu.matters import new_gpu_matter
 
     buffers = DeviceBuffers()
-    try:
-        matter = new_gpu_matter(model, buffers, s["provider"], s["threads"] or None,
+    try:  # a model without a GPU version says so here
+        matter = new_gpu_matter(choose_model(s), buffers, s["provider"], s["threads"] or None,
                                 s["rvm_size"])
     except VbgError as e:
         if s["provider"] == "cuda" and log is not None:

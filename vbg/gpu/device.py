@@ -22,7 +22,7 @@ def simulated() -> bool:
 def cuda_status() -> tuple[bool, str]:
     """(works, what): numba.cuda can launch a kernel here, or why not."""
     if (sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version")
-            and os.environ.get("NUMBA_ENABLE_CUDASIM") != "1"):
+            and not simulated()):
         return False, f"no NVIDIA driver is loaded (/proc/driver/nvidia missing); {INSTALL_HINT}"
     try:
         from numba import cuda

@@ -7,6 +7,7 @@ import math
 import time
 from typing import Any
 
+import cv2
 import numpy as np
 
 from vbg.gpu import kernels
@@ -14,19 +15,8 @@ from vbg.gpu.device import DeviceBuffers
 
 
 def gauss_taps(sigma: float) -> np.ndarray:
-    """Normalised Gaussian taps, radius ceil(3 sigma)."""
-    radius = max(1, math.ceil(3 * sigma))
-    x = np.arange(-radius, radius + 1, dtype=np.float64)
-    taps = np.exp(-0.5 * (x / max(sigma, 1e-3)) ** 2)
-    return (taps / taps.sum()).astype(np.float32)
-
-
-def blur_shrink(sigma: float) -> int:
-    """The CPU blur's shrink: a power of two (4..32) leaving ~0.9-1.8 px of sigma."""
-    shrink = 4
-    while shrink < 32 and shrink * 2 <= sigma / 0.9:
-        shrink *= 2
-    return shrink
+    """The CPU blur's Gaussian (cv2's, radius ceil(3 sigma)) as float32 taps."""
+    return cv2.getGaussianKernel(2 * math.ceil(3 * sigma) + 1, sigma).astype(np.float32).ravel()
 
 
 class GpuFrameWork:
@@ -50,7 +40,8 @@ class GpuFrameWork:
         self._last_t: float | None = None
         self._turn = 0
         self._bg_of: Any = None  # the host array (image) or colour now on the device
-        self._blur: tuple | None = None  # (strength, size) the blur buffers were made for
+        self._blur: tuple | None = None  # (sigma, shrink, size) of the blur buffers
+        self._smooth_shape: tuple | None = None  # the smoothing buffers' shape
 
     # -- buffers -------------------------------------------------------------------------
     def _allocate(self, width: int, height: int, channels: int) -> None:
@@ -59,14 +50,14 @@ class GpuFrameWork:
         self._out = b.empty((height, width, channels), np.uint8)
         self._host_out = b.pinned((height, width, channels), np.uint8)
         self._bg = b.empty((height, width, 3), np.uint8)
-        self._color = b.empty((3,), np.uint8)
+        self._color = b.empty((1, 1, 3), np.uint8)  # a colour background's one pixel
         self._matte = b.empty((height, width), np.uint8)
         self._host_matte = b.pinned((height, width), np.uint8)
         self._size, self._channels = (width, height), channels
         self._bg_of, self._blur, self._last_t = None, None, None
 
     def _smoothing_buffers(self, shape: tuple[int, int]) -> None:
-        if getattr(self, "_smooth_shape", None) != shape:
+        if self._smooth_shape != shape:
             b = self.b
             # Zeroed: the first frame weighs them by 0, and 0 * NaN garbage would be NaN.
             self._smoothed = (b.zeros(shape), b.zeros(shape))
@@ -146,13 +137,13 @@ class GpuFrameWork:
         if kind == "transparent":
             kernels.to_bgra[grid, block, stream](*args, self._out)
         elif kind == "color":
-            color = np.asarray(background.color, np.uint8)
+            color = np.asarray(background.color, np.uint8).reshape(1, 1, 3)
             if self._bg_of is None or not np.array_equal(self._bg_of, color):
                 self._color.copy_to_device(color, stream=stream)
                 self._bg_of = color
-            kernels.blend_color[grid, block, stream](*args, self._color, self._out)
+            kernels.blend[grid, block, stream](*args, self._color, self._out)
         elif kind == "blur":
-            blurred = self._blurred_room(background.strength, alpha)
+            blurred = self._blurred_room(background, alpha)
             kernels.blend_blur[grid, block, stream](*args, blurred, self._out)
         else:  # image or video: the background's own pixels at frame size
             pixels = background.prepare(frame, None)
@@ -160,20 +151,20 @@ class GpuFrameWork:
             if kind != "image" or pixels is not self._bg_of:
                 self._bg.copy_to_device(np.ascontiguousarray(pixels), stream=stream)
                 self._bg_of = pixels
-            kernels.blend_image[grid, block, stream](*args, self._bg, self._out)
+            kernels.blend[grid, block, stream](*args, self._bg, self._out)
 
-    def _blurred_room(self, strength: int, alpha):
+    def _blurred_room(self, background, alpha):
         """The room blurred without the person: weighted block means at 1/shrink of the
-        frame, two Gaussian passes; the blend enlarges and divides by the weight."""
+        frame (the CPU blur's sigma and shrink), two Gaussian passes; the blend enlarges and
+        divides by the weight."""
         width, height = self._size  # type: ignore[misc]
-        sigma = strength / 2
-        shrink = blur_shrink(sigma)
-        if self._blur != (strength, self._size):
+        sigma, shrink = background.sigma, background.shrink
+        if self._blur != (sigma, shrink, self._size):
             b = self.b
             small = (max(1, -(-height // shrink)), max(1, -(-width // shrink)))
             self._levels = (b.empty((*small, 4)), b.empty((*small, 4)))
-            self._taps = self.b.cuda.to_device(gauss_taps(sigma / shrink), stream=b.stream)
-            self._blur = (strength, self._size)
+            self._taps = b.cuda.to_device(gauss_taps(sigma / shrink), stream=b.stream)
+            self._blur = (sigma, shrink, self._size)
         stream = self.b.stream
         level, tmp = self._levels
         g, k = kernels.launch(level.shape[1], level.shape[0])
@@ -195,7 +186,7 @@ class GpuFrameWork:
         try:
             out = b.empty((24, 40, 3), np.uint8)
             grid, block = kernels.launch(40, 24)
-            kernels.blend_image[grid, block, b.stream](
+            kernels.blend[grid, block, b.stream](
                 b.cuda.to_device(fg), b.cuda.to_device(alpha), np.float32(0.5),
                 np.float32(1.0), b.cuda.to_device(bg), out)
             got = out.copy_to_host(stream=b.stream)
@@ -210,11 +201,11 @@ class GpuFrameWork:
 
     def warm_up(self, width: int = 64, height: int = 48) -> None:
         """Compile/load every kernel and start the network before the first real frame."""
-        from vbg.background import ColorBackground, TransparentBackground
+        from vbg.background import BlurBackground, ColorBackground, TransparentBackground
 
         frame = np.zeros((height, width, 3), np.uint8)
         for background in (ColorBackground((0, 0, 0)), TransparentBackground()):
             self(frame, background, 0.0, want_matte=True)
-        self._blurred_room(15, self.matter.run())
+        self._blurred_room(BlurBackground(), self.matter.run())
         self.matter.reset()
         self._size = None  # the real frames get their own buffers

@@ -29,14 +29,19 @@ def fill(values, value):  # pragma: no cover - device code
 
 
 @cuda.jit(device=True, inline=True)
-def _bilinear(img, fx, fy):  # pragma: no cover - device code
-    """img (h, w) sampled at float pixel (fx, fy), edges clamped."""
-    h, w = img.shape
+def _taps(fx, fy, h, w):  # pragma: no cover - device code
+    """Bilinear taps of float pixel (fx, fy) in an h x w picture, edges clamped:
+    (x0, x1, y0, y1, tx, ty)."""
     fx = min(max(fx, 0.0), w - 1.0)
     fy = min(max(fy, 0.0), h - 1.0)
     x0, y0 = int(fx), int(fy)
-    x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
-    tx, ty = fx - x0, fy - y0
+    return x0, min(x0 + 1, w - 1), y0, min(y0 + 1, h - 1), fx - x0, fy - y0
+
+
+@cuda.jit(device=True, inline=True)
+def _bilinear(img, fx, fy):  # pragma: no cover - device code
+    """img (h, w) sampled at float pixel (fx, fy), edges clamped."""
+    x0, x1, y0, y1, tx, ty = _taps(fx, fy, img.shape[0], img.shape[1])
     top = img[y0, x0] + (img[y0, x1] - img[y0, x0]) * tx
     bottom = img[y1, x0] + (img[y1, x1] - img[y1, x0]) * tx
     return top + (bottom - top) * ty
@@ -73,11 +78,7 @@ def to_nchw(frame, out):  # pragma: no cover - device code
         for c in range(3):
             out[0, c, y, x] = frame[y, x, 2 - c] * (1.0 / 255.0)
         return
-    fx = min(max((x + 0.5) * fw / w - 0.5, 0.0), fw - 1.0)
-    fy = min(max((y + 0.5) * fh / h - 0.5, 0.0), fh - 1.0)
-    x0, y0 = int(fx), int(fy)
-    x1, y1 = min(x0 + 1, fw - 1), min(y0 + 1, fh - 1)
-    tx, ty = fx - x0, fy - y0
+    x0, x1, y0, y1, tx, ty = _taps((x + 0.5) * fw / w - 0.5, (y + 0.5) * fh / h - 0.5, fh, fw)
     for c in range(3):
         top = frame[y0, x0, 2 - c] * (1.0 - tx) + frame[y0, x1, 2 - c] * tx
         bottom = frame[y1, x0, 2 - c] * (1.0 - tx) + frame[y1, x1, 2 - c] * tx
@@ -196,27 +197,17 @@ def _mix(fg, bg, a):  # pragma: no cover - device code
 
 
 @cuda.jit(f"void({FRAME}, {MAP}, float32, float32, {FRAME}, {FRAME})", cache=True)
-def blend_image(frame, alpha, threshold, contrast, bg, out):  # pragma: no cover
-    """out = a*frame + (1-a)*bg, bg at frame size (an image or a video frame)."""
+def blend(frame, alpha, threshold, contrast, bg, out):  # pragma: no cover - device code
+    """out = a*frame + (1-a)*bg; bg at frame size (an image, a video frame) or 1x1 (a colour:
+    its one pixel everywhere)."""
     x, y = cuda.grid(2)
     height, width = frame.shape[0], frame.shape[1]
     if x >= width or y >= height:
         return
     a = _alpha_at(alpha, x, y, width, height, threshold, contrast)
+    bx, by = (x, y) if bg.shape[0] > 1 else (0, 0)
     for c in range(3):
-        out[y, x, c] = _mix(frame[y, x, c], bg[y, x, c], a)
-
-
-@cuda.jit(f"void({FRAME}, {MAP}, float32, float32, uint8[::1], {FRAME})", cache=True)
-def blend_color(frame, alpha, threshold, contrast, color, out):  # pragma: no cover
-    """out = a*frame + (1-a)*colour (BGR)."""
-    x, y = cuda.grid(2)
-    height, width = frame.shape[0], frame.shape[1]
-    if x >= width or y >= height:
-        return
-    a = _alpha_at(alpha, x, y, width, height, threshold, contrast)
-    for c in range(3):
-        out[y, x, c] = _mix(frame[y, x, c], color[c], a)
+        out[y, x, c] = _mix(frame[y, x, c], bg[by, bx, c], a)
 
 
 @cuda.jit(f"void({FRAME}, {MAP}, float32, float32, {PLANES}, {FRAME})", cache=True)
@@ -229,11 +220,8 @@ def blend_blur(frame, alpha, threshold, contrast, blurred, out):  # pragma: no c
         return
     a = _alpha_at(alpha, x, y, width, height, threshold, contrast)
     h, w = blurred.shape[0], blurred.shape[1]
-    fx = min(max((x + 0.5) * w / width - 0.5, 0.0), w - 1.0)
-    fy = min(max((y + 0.5) * h / height - 0.5, 0.0), h - 1.0)
-    x0, y0 = int(fx), int(fy)
-    x1, y1 = min(x0 + 1, w - 1), min(y0 + 1, h - 1)
-    tx, ty = fx - x0, fy - y0
+    x0, x1, y0, y1, tx, ty = _taps((x + 0.5) * w / width - 0.5, (y + 0.5) * h / height - 0.5,
+                                   h, w)
     w00, w01 = (1.0 - tx) * (1.0 - ty), tx * (1.0 - ty)
     w10, w11 = (1.0 - tx) * ty, tx * ty
     weight = (w00 * blurred[y0, x0, 3] + w01 * blurred[y0, x1, 3]
