@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vbg.background import (
+from vbg.backgrounds import (
     DEFAULT_BLUR,
     BlurBackground,
     ColorBackground,

@@ -12,9 +12,9 @@ from collections import deque
 import numpy as np
 import pytest
 
-from vbg import bench
-from vbg.baseline import TypicalTool
 from vbg.cli import main
+from vbg.measure import bench
+from vbg.measure.baseline import TypicalTool
 
 SMALL = ("--size", "320x240", "--frames", "40", "--warmup", "5")
 
@@ -121,7 +121,7 @@ class _TwiceSegmenter:
 
 
 def test_inference_sums_every_network_run_of_a_frame() -> None:
-    from vbg import live
+    from vbg.live import build as live
 
     args = argparse.ArgumentParser()
     bench.add_arguments(args)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vbg.background import (
+from vbg.backgrounds import (
     BlurBackground,
     ColorBackground,
     Enlarger,
@@ -16,7 +16,7 @@ from vbg.background import (
     TransparentBackground,
     VideoBackground,
 )
-from vbg.composite import Compositor, blend, blend_color, blend_enlarged, to_bgra, warm_up
+from vbg.compose.composite import Compositor, blend, blend_color, blend_enlarged, to_bgra, warm_up
 
 SIZES = [(1, 1), (3, 5), (17, 31), (97, 131), (240, 320)]
 
@@ -209,8 +209,8 @@ def test_compositor_background_swap(scene_image: Path) -> None:
 
 
 def test_still_scene_reuses_the_blurred_background() -> None:
-    from vbg.background import BlurBackground
-    from vbg.composite import Compositor
+    from vbg.backgrounds import BlurBackground
+    from vbg.compose.composite import Compositor
 
     rng = np.random.default_rng(5)
     frame = rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)

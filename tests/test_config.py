@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from vbg import config
 from vbg.cli import build_parser
 from vbg.errors import ConfigError
-from vbg.live import settings_from
+from vbg.live import config
+from vbg.live.build import settings_from
 
 
 def parse(*argv: str):

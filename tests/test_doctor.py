@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from vbg import doctor, models, vcam
+from vbg import doctor, models
 from vbg.doctor import Check
 from vbg.doctor.devices import (
     check_cameras,
@@ -21,6 +21,7 @@ from vbg.doctor.devices import (
     summarize_formats,
 )
 from vbg.doctor.runtime import check_models, check_numba, check_onnxruntime, cuda_problem
+from vbg.sinks import vcam
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="sysfs is Linux only")
 

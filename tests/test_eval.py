@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from vbg.cli import main
-from vbg.eval import find_sets, is_sequence
+from vbg.measure.eval import find_sets, is_sequence
 
 
 def _subset(src: Path, dst: Path, stems: list[str]) -> Path:

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vbg.face import Face, FaceDetector, ssd_anchor_centers, weighted_nms
+from vbg.still.face import Face, FaceDetector, ssd_anchor_centers, weighted_nms
 
 ASTRONAUT = Path(__file__).resolve().parents[1] / "samples" / "astronaut.png"
 # Close-ups in coco_person where one face is clearly visible (checked by eye).

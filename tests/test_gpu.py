@@ -86,7 +86,7 @@ def test_network_inputs_match_the_cpu_segmenters() -> None:
 
 
 def test_smoothing_follows_the_cpu_rule() -> None:
-    from vbg.smoothing import _blend as cpu_blend
+    from vbg.matte.smoothing import _blend as cpu_blend
 
     shape = (6, 8)
     alpha, prev, grey, prev_grey = (RNG.random(shape, dtype=np.float32) for _ in range(4))
@@ -133,7 +133,7 @@ def _work(**kwargs) -> GpuFrameWork:
 
 
 def test_frame_work_blends_over_each_kind_of_background(tmp_path) -> None:
-    from vbg.background import ColorBackground, ImageBackground, TransparentBackground
+    from vbg.backgrounds import ColorBackground, ImageBackground, TransparentBackground
 
     frame = RNG.integers(0, 256, (12, 16, 3), dtype=np.uint8)
     work = _work()
@@ -155,7 +155,7 @@ def test_frame_work_blends_over_each_kind_of_background(tmp_path) -> None:
 
 
 def test_blurred_room_leaves_the_person_out() -> None:
-    from vbg.background import BlurBackground
+    from vbg.backgrounds import BlurBackground
 
     # The room is blue, the person (right half, alpha 1) red: the room blurred behind and
     # around the person must stay blue, with no red halo.
@@ -189,7 +189,7 @@ def test_rvm_recurrent_state_on_the_device_matches_the_cpu_segmenter() -> None:
 
     if not rvm_installed():
         pytest.skip("RVM is not installed (vbg models pull rvm)")
-    from vbg.bench import make_clip
+    from vbg.measure.bench import make_clip
 
     w, h = 64, 48
     frames = make_clip((w, h), count=3)  # a real portrait moving: the state matters
@@ -218,9 +218,9 @@ def test_rvm_recurrent_state_on_the_device_matches_the_cpu_segmenter() -> None:
 def test_pipeline_runs_whole_frames_on_the_gpu() -> None:
     from test_pipeline import FakeCapture, RecordingSink
 
-    from vbg.background import ColorBackground
-    from vbg.composite import Compositor
-    from vbg.pipeline import Pipeline, Stages
+    from vbg.backgrounds import ColorBackground
+    from vbg.compose.composite import Compositor
+    from vbg.live.pipeline import Pipeline, Stages
 
     work = _work()
     stages = Stages(work.matter, None, None, Compositor(ColorBackground((0, 255, 0))), gpu=work)
@@ -237,8 +237,9 @@ def cap_frame(level: int, shape: tuple[int, int]) -> np.ndarray:
 
 
 def test_live_falls_back_to_the_cpu_when_the_gpu_blends_wrong(monkeypatch) -> None:
-    from vbg import config, live
     from vbg.gpu import frames, matters
+    from vbg.live import build as live
+    from vbg.live import config
 
     monkeypatch.setattr(matters, "new_gpu_matter", lambda *a, **k: TinyMatter(a[1]))
     monkeypatch.setattr(frames.GpuFrameWork, "warm_up", lambda self: None)
@@ -253,10 +254,10 @@ def test_live_falls_back_to_the_cpu_when_the_gpu_blends_wrong(monkeypatch) -> No
 
 
 def test_bench_reports_the_gpu_stages_and_runs() -> None:
-    from vbg import bench
-    from vbg.background import ColorBackground
-    from vbg.composite import Compositor
-    from vbg.pipeline import Stages
+    from vbg.backgrounds import ColorBackground
+    from vbg.compose.composite import Compositor
+    from vbg.live.pipeline import Stages
+    from vbg.measure import bench
 
     work = _work()
     work.device_name = "test device"
@@ -271,8 +272,8 @@ def test_bench_reports_the_gpu_stages_and_runs() -> None:
 
 
 def test_blur_with_nobody_matches_the_cpu_blur() -> None:
-    from vbg.background import BlurBackground
-    from vbg.bench import make_clip
+    from vbg.backgrounds import BlurBackground
+    from vbg.measure.bench import make_clip
 
     frame = make_clip((96, 64), count=1)[0]
     work = _work()

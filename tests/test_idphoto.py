@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vbg.errors import ImageError
-from vbg.face import Face, FaceDetector
-from vbg.idphoto import (
+from vbg.still.face import Face, FaceDetector
+from vbg.still.idphoto import (
     CHIN_BELOW_EYES,
     HAIR_ABOVE_EYES,
     MOUTH_BELOW_EYES,

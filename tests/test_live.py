@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from vbg.cli import main
-from vbg.metrics import iou
-from vbg.testing import register_recording_backend
+from vbg.measure.metrics import iou
+from vbg.sinks.recording import register_recording_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from vbg.errors import ImageError, VbgError
-from vbg.metrics import dtssd, iou, load_set, mad
+from vbg.measure.metrics import dtssd, iou, load_set, mad
 
 
 def test_iou_hand_computed() -> None:

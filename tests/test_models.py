@@ -11,8 +11,8 @@ import pytest
 
 from vbg import models
 from vbg.errors import ModelError, VbgError
+from vbg.models.session import new_session, provider_label
 from vbg.segment import Segmenter, available, new_segmenter
-from vbg.segment.session import new_session, provider_label
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from vbg import onepass
-from vbg.background import BlurBackground, ColorBackground, Enlarger, ImageBackground
-from vbg.composite import Compositor, blend, blend_color, blend_enlarged
-from vbg.refine import DEFAULTS, MatteRefiner, RefineParams
-from vbg.thumbs import Thumbnailer
+from vbg.backgrounds import BlurBackground, ColorBackground, Enlarger, ImageBackground
+from vbg.compose.composite import Compositor, blend, blend_color, blend_enlarged
+from vbg.matte import onepass
+from vbg.matte.refine import DEFAULTS, MatteRefiner, RefineParams
+from vbg.segment.thumbs import Thumbnailer
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "samples" / "astronaut.png"
@@ -81,7 +81,7 @@ def test_render_equals_matte_then_blend(kind: str, feather: int, tmp_path: Path)
 
 
 def test_transparent_render_carries_the_matte() -> None:
-    from vbg.background import TransparentBackground
+    from vbg.backgrounds import TransparentBackground
 
     frame, low = scene(160, 90)
     refiner = MatteRefiner()
@@ -203,8 +203,9 @@ class Keep:
 
 
 def test_pipeline_draws_the_matte_only_for_sinks_that_want_it() -> None:
-    from vbg import config, live
-    from vbg.pipeline import Pipeline
+    from vbg.live import build as live
+    from vbg.live import config
+    from vbg.live.pipeline import Pipeline
 
     s = config.load(None)
     s["background"], s["color"] = "", "#20a040"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vbg.pipeline import Pipeline, Stages
+from vbg.live.pipeline import Pipeline, Stages
 
 
 @dataclass
@@ -149,7 +149,7 @@ def test_stop_from_another_thread() -> None:
 
 
 def test_still_scene_reuses_the_matte_until_something_moves() -> None:
-    from vbg.pipeline import StillScene
+    from vbg.live.pipeline import StillScene
 
     rng = np.random.default_rng(3)
     base = rng.integers(0, 256, (360, 640, 3), dtype=np.uint8)
@@ -185,7 +185,7 @@ def test_pipeline_counts_reused_mattes() -> None:
 
 
 def test_still_scene_takes_a_grey_guide_too() -> None:
-    from vbg.pipeline import StillScene
+    from vbg.live.pipeline import StillScene
 
     rng = np.random.default_rng(4)
     base = rng.integers(0, 256, (180, 320), dtype=np.uint8)
@@ -201,7 +201,7 @@ def test_still_scene_takes_a_grey_guide_too() -> None:
 def test_smoother_gives_the_same_from_a_grey_picture_as_from_bgr() -> None:
     import cv2
 
-    from vbg.smoothing import TemporalSmoother
+    from vbg.matte.smoothing import TemporalSmoother
 
     rng = np.random.default_rng(5)
     first = rng.integers(0, 256, (180, 320, 3), dtype=np.uint8)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from vbg.errors import ConfigError
-from vbg.refine import DEFAULTS, MatteRefiner, RefineParams, warm_up
+from vbg.matte.refine import DEFAULTS, MatteRefiner, RefineParams, warm_up
 
 DATA = Path(__file__).parents[2] / "shared" / "data"
 PLAIN = RefineParams(guided=False, threshold=0.5, contrast=1.0, erode=0, feather=0)  # identity
@@ -189,7 +189,7 @@ def test_bad_params_raise_a_config_error_naming_the_setting(bad: dict) -> None:
 @pytest.mark.skipif(not (DATA / "coco_person" / "images").is_dir(),
                     reason=f"evaluation data not found at {DATA / 'coco_person'}")
 def test_default_refiner_on_real_photos_reaches_iou() -> None:
-    from vbg.metrics import iou, load_set
+    from vbg.measure.metrics import iou, load_set
     from vbg.segment import new_segmenter
 
     segmenter = new_segmenter("selfie", provider="cpu")

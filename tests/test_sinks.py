@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import pyvirtualcam
 
-from vbg import vcam
 from vbg.errors import ConfigError, SinkError
 from vbg.sinks import (
     MatteFileSink,
@@ -20,9 +19,10 @@ from vbg.sinks import (
     VirtualCameraSink,
     make_sinks,
     open_all,
+    vcam,
 )
 from vbg.sinks.preview import display_problem
-from vbg.testing import register_recording_backend
+from vbg.sinks.recording import register_recording_backend
 
 DATA = Path(__file__).parents[2] / "shared" / "data"
 

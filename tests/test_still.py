@@ -15,8 +15,9 @@ import pytest
 from PIL import Image
 from test_imageio import H, W, make_mixed, quadrants_rgb
 
-from vbg import cli, still
-from vbg.metrics import iou, load_set
+from vbg import cli
+from vbg.measure.metrics import iou, load_set
+from vbg.still import pipeline as still
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -17,7 +17,9 @@ from PIL import Image
 from test_imageio import assert_upright, make_mixed, quadrants_rgb
 from test_still import expected_names, is_summary, read_rgba
 
-from vbg import batch, cli, still
+from vbg import cli
+from vbg.still import batch
+from vbg.still import pipeline as still
 
 REPO = Path(__file__).resolve().parents[1]
 

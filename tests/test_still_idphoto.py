@@ -18,10 +18,11 @@ import pytest
 from PIL import Image
 from test_still import is_summary
 
-from vbg import cli, still
-from vbg.background import parse_color
-from vbg.face import Face, FaceDetector
-from vbg.idphoto import PRESETS, crown_above_eyes, face_frame, id_photo_transform
+from vbg import cli
+from vbg.backgrounds import parse_color
+from vbg.still import pipeline as still
+from vbg.still.face import Face, FaceDetector
+from vbg.still.idphoto import PRESETS, crown_above_eyes, face_frame, id_photo_transform
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "samples" / "astronaut.png"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vbg import threads
 from vbg.errors import ConfigError
+from vbg.live import threads
 
 
 @pytest.fixture

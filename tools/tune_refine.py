@@ -23,11 +23,11 @@ import cv2
 import numba
 import numpy as np
 
-from vbg.metrics import iou, load_set, mad
+from vbg.matte.refine import DEFAULTS, MatteRefiner, RefineParams, warm_up
+from vbg.measure.metrics import iou, load_set, mad
 from vbg.models import verified_path
-from vbg.refine import DEFAULTS, MatteRefiner, RefineParams, warm_up
+from vbg.models.session import new_session
 from vbg.segment import new_segmenter
-from vbg.segment.session import new_session
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 SETS = ("coco_person", "davis_parkour")

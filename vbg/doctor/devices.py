@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vbg import vcam
 from vbg.doctor.check import Check
+from vbg.sinks import vcam
 
 SYS, DEV = Path("/sys"), Path("/dev")
 VIDEO_GROUP_FIX = "`sudo usermod -aG video $USER`, then log out and in again"

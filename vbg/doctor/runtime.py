@@ -61,7 +61,7 @@ def check_onnxruntime() -> list[Check]:
     import onnxruntime as ort
 
     from vbg.models import verified_path
-    from vbg.segment.session import new_session, provider_label
+    from vbg.models.session import new_session, provider_label
 
     available = ort.get_available_providers()
     try:

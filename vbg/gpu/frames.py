@@ -201,7 +201,7 @@ class GpuFrameWork:
 
     def warm_up(self, width: int = 64, height: int = 48) -> None:
         """Compile/load every kernel and start the network before the first real frame."""
-        from vbg.background import BlurBackground, ColorBackground, TransparentBackground
+        from vbg.backgrounds import BlurBackground, ColorBackground, TransparentBackground
 
         frame = np.zeros((height, width, 3), np.uint8)
         for background in (ColorBackground((0, 0, 0)), TransparentBackground()):

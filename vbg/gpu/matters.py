@@ -7,7 +7,7 @@ import numpy as np
 
 from vbg.errors import VbgError
 from vbg.gpu.device import DeviceBuffers
-from vbg.segment.session import new_session, provider_label
+from vbg.models.session import new_session, provider_label
 
 
 def _session_on_device(path, provider: str, threads: int | None, heavy: bool,

@@ -9,8 +9,8 @@ import numpy as np
 
 from vbg.errors import ModelError
 from vbg.models import user_models_dir, verify_file
+from vbg.models.session import new_session, provider_label
 from vbg.segment.base import register
-from vbg.segment.session import new_session, provider_label
 
 RVM_FILE = "rvm_mobilenetv3_fp32.onnx"
 RVM_SHA256 = "88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828"

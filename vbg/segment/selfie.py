@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 
 from vbg.models import verified_path
+from vbg.models.session import new_session, provider_label
 from vbg.segment.base import register
-from vbg.segment.session import new_session, provider_label
 
 
 class SelfieSegmenter:

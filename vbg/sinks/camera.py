@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from vbg import vcam
 from vbg.errors import SinkError
+from vbg.sinks import vcam
 from vbg.sinks.base import FrameAdapter, even_size, log
 
 

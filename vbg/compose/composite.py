@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange, types
 
-from vbg import background as backgrounds
-from vbg import onepass
-from vbg.background import Background
-from vbg.onepass import mix255
+from vbg import backgrounds
+from vbg.backgrounds import Background
+from vbg.matte import onepass
+from vbg.matte.onepass import mix255
 
 # The blends compute round(x / 255) exactly for 0 <= x <= 65535 with (t + (t >> 8)) >> 8,
 # t = x + 128 (x / 255 is never exactly half-way), so they match the float64 reference

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from vbg.threads import FrameThreads
-from vbg.thumbs import Thumbnailer
+from vbg.live.threads import FrameThreads
+from vbg.segment.thumbs import Thumbnailer
 
 if TYPE_CHECKING:
     from vbg.capture import CaptureThread, Frame

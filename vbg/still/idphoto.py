@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vbg.errors import ImageError
-from vbg.face import Face
+from vbg.still.face import Face
 
 # Head model in "face units" u (about one BlazeFace box height), measured along the face's
 # vertical axis from the eye midpoint. Calibrated on 8 upright adult faces: samples/astronaut.png

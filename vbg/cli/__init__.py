@@ -12,13 +12,13 @@ from vbg.errors import VbgError
 
 # subcommand -> module exposing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
-    "still": ("vbg.still", "photos: cut-outs, new backgrounds, ID photos; files or folders"),
+    "still": ("vbg.still.pipeline", "photos: cut-outs, new backgrounds, ID photos; files, folders"),
     "doctor": ("vbg.doctor", "check cameras, v4l2loopback, providers and models"),
-    "eval": ("vbg.eval", "score mattes against ground truth"),
-    "bench": ("vbg.bench", "measure CPU, fps and latency of the live pipeline"),
-    "models": ("vbg.models_cli", "list or install models"),
+    "eval": ("vbg.measure.eval", "score mattes against ground truth"),
+    "bench": ("vbg.measure.bench", "measure CPU, fps and latency of the live pipeline"),
+    "models": ("vbg.cli.models", "list or install models"),
 }
-LIVE_MODULE = "vbg.live"
+LIVE_MODULE = "vbg.live.build"
 
 
 def _available(module: str) -> bool:

@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from vbg.models import verified_path
-from vbg.segment.session import new_session
+from vbg.models.session import new_session
 
 MODEL = "selfie-landscape"
 INPUT_SIZE = (256, 144)  # (w, h) of the landscape model

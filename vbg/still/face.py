@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 
 from vbg.models import verified_path
-from vbg.segment.session import new_session, provider_label
+from vbg.models.session import new_session, provider_label
 
 INPUT_SIZE = 128
 KEYPOINT_NAMES = ("right_eye", "left_eye", "nose", "mouth", "right_ear", "left_ear")

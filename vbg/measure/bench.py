@@ -5,7 +5,7 @@ What is measured (after the first --warmup frames):
   numba) over the measured frames, divided by their number. Sleeping and waiting cost nothing.
 - stage_ms: medians (over the last <= 2000 measured frames) of wall time per stage. decode =
   Source.read() on the capture thread (~0 for the in-memory clip); preprocess = the frame's
-  shared thumbnail (vbg.thumbs) + resize, colour and scaling into the network input;
+  shared thumbnail (vbg.segment.thumbs) + resize, colour and scaling into the network input;
   inference = onnxruntime's run() alone; refine = the matte's low-res fields; composite = the
   one pass that draws the matte and blends (onepass.py), preparing the background included
   (composite_background, e.g. the blur); sink = the I420 conversion the virtual camera needs
@@ -33,11 +33,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vbg import config
 from vbg.capture import Source, SourceInfo
 from vbg.errors import ConfigError, VbgError
+from vbg.live import config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PORTRAIT = ROOT / "samples" / "astronaut.png"
 SCENE = ROOT / "backgrounds" / "launch.jpg"  # the "room" behind the person in the bench clip
 RING_FRAMES = 60
@@ -81,7 +81,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _person_layer() -> tuple[np.ndarray, np.ndarray]:
     """The portrait and its matte (vbg's own models, computed once, not measured)."""
-    from vbg.refine import MatteRefiner
+    from vbg.matte.refine import MatteRefiner
     from vbg.segment import new_segmenter
 
     portrait = cv2.imread(str(PORTRAIT), cv2.IMREAD_COLOR)
@@ -94,7 +94,7 @@ def _person_layer() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scene(size: tuple[int, int]) -> np.ndarray:
-    from vbg.background import cover_fit
+    from vbg.backgrounds import cover_fit
 
     scene = cv2.imread(str(SCENE), cv2.IMREAD_COLOR)
     if scene is None:
@@ -364,7 +364,7 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
             frame_threads: int = 0) -> dict[str, Any]:
     """Frames through CaptureThread + Pipeline into the measuring NullSink; the figures."""
     from vbg.capture import CaptureThread
-    from vbg.pipeline import Pipeline
+    from vbg.live.pipeline import Pipeline
 
     extra: dict[str, deque] = {name: deque(maxlen=2000)
                                for name in ("decode", "network", "bg")}
@@ -531,7 +531,7 @@ def run(args: argparse.Namespace) -> int:
     s = live_settings(args)
     # Stages first, in live mode's order, so the process is set up as live mode sets it up
     # (e.g. thread settings made at import) before the clip builder runs any kernel.
-    from vbg import live
+    from vbg.live import build as live
 
     default_cv2_threads = cv2.getNumThreads()
     stages = live.build_stages(s, _log)
@@ -550,8 +550,8 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine(),
     }
     if args.baseline:
-        from vbg.background import read_image
-        from vbg.baseline import TypicalTool
+        from vbg.backgrounds import read_image
+        from vbg.measure.baseline import TypicalTool
 
         _log("vbg bench: the typical tool, same frames")
         cv2.setNumThreads(default_cv2_threads)  # as the typical tool runs: OpenCV's default

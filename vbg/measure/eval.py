@@ -15,8 +15,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vbg import metrics
 from vbg.errors import ConfigError
+from vbg.measure import metrics
 
 CONFIGS = {
     "live": "the live pipeline as `vbg` runs it (zoom, smoothing, refinement)",
@@ -58,7 +58,7 @@ def is_sequence(items: list[tuple[str, Path, Path]]) -> bool:
 
 
 def _live_settings(model: str | None, provider: str, rvm: bool = False) -> dict[str, Any]:
-    from vbg import config
+    from vbg.live import config
 
     s = config.load()
     s["provider"] = provider
@@ -71,8 +71,9 @@ def _live_settings(model: str | None, provider: str, rvm: bool = False) -> dict[
 
 def live_matter(model: str | None, provider: str, rvm: bool = False) -> Callable:
     """A function (frame, t, first) -> uint8 matte running the live stages."""
-    from vbg import live, onepass
-    from vbg.thumbs import Thumbnailer
+    from vbg.live import build as live
+    from vbg.matte import onepass
+    from vbg.segment.thumbs import Thumbnailer
 
     stages = live.build_stages(_live_settings(model, provider, rvm))
     seg, smoother, refiner = stages.segmenter, stages.smoother, stages.refiner
@@ -97,7 +98,7 @@ def live_matter(model: str | None, provider: str, rvm: bool = False) -> Callable
 
 
 def raw_matter(model: str | None, provider: str) -> Callable:
-    from vbg import live
+    from vbg.live import build as live
     from vbg.segment import new_segmenter
 
     name = live.choose_model(_live_settings(model, provider))
@@ -114,7 +115,7 @@ def raw_matter(model: str | None, provider: str) -> Callable:
 
 
 def still_matter(provider: str) -> Callable:
-    from vbg import still
+    from vbg.still import pipeline as still
 
     parser = argparse.ArgumentParser()
     still.add_arguments(parser)

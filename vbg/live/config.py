@@ -9,7 +9,7 @@ from typing import Any
 
 from vbg.errors import ConfigError
 
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.toml"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "default.toml"
 USER_CONFIG = Path.home() / ".config" / "vbg" / "config.toml"
 
 

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from vbg.batch import Progress, WorkerPool, WorkerSpec, summary, threads_per_worker
 from vbg.errors import ConfigError, SinkError, VbgError
 from vbg.imageio import WRITE_FORMATS, read_image, write_image
+from vbg.still.batch import Progress, WorkerPool, WorkerSpec, summary, threads_per_worker
 
 if TYPE_CHECKING:
-    from vbg.face import Face
-    from vbg.idphoto import Preset
+    from vbg.still.face import Face
+    from vbg.still.idphoto import Preset
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 FOLDER_FORMATS = ("png", "jpg", "webp")  # --format; JPEG only with a background (no alpha)
@@ -277,7 +277,7 @@ def check_flags(args: argparse.Namespace, single: bool) -> None:
     if args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: use 1 or more worker processes")
     if args.id_photo:
-        from vbg.idphoto import get_preset
+        from vbg.still.idphoto import get_preset
 
         get_preset(args.id_photo)
         for flag, value in (("--background", args.background), ("--blur", args.blur),
@@ -305,7 +305,7 @@ def check_flags(args: argparse.Namespace, single: bool) -> None:
 
 def list_presets() -> str:
     """The ID-photo presets, one per line: name, pixels, print size, what they follow."""
-    from vbg.idphoto import PRESETS
+    from vbg.still.idphoto import PRESETS
 
     lines = []
     for p in PRESETS.values():
@@ -361,7 +361,7 @@ class PhotoSegmenter:
     @staticmethod
     def _zoom_box(alpha: np.ndarray) -> tuple[int, int, int, int] | None:
         """(x0, y0, x1, y1) around alpha > 0.5 plus a margin, or None when not worth it."""
-        from vbg.segment.tracked import person_box
+        from vbg.segment.zoom import person_box
 
         box = person_box(alpha)
         if box is None:
@@ -403,7 +403,9 @@ class StillPipeline:
     """Segmenter + refiner + compositor (or ID-photo layout), built and warmed up once per run."""
 
     def __init__(self, args: argparse.Namespace, threads: int | None = None) -> None:
-        from vbg import background, composite, refine
+        from vbg import backgrounds as background
+        from vbg.compose import composite
+        from vbg.matte import refine
 
         id_photo = getattr(args, "id_photo", None)
         self.quality: int | None = getattr(args, "quality", None)
@@ -411,8 +413,8 @@ class StillPipeline:
         names = model_names(args.model)
         self.refiner = refine.MatteRefiner(refine_params(args, soft=names == ["rvm"]))
         if id_photo:
-            from vbg.face import FaceDetector
-            from vbg.idphoto import get_preset
+            from vbg.still.face import FaceDetector
+            from vbg.still.idphoto import get_preset
 
             self.id_photo = IdPhotoSettings(get_preset(id_photo), background.parse_color(
                 args.color or "white"), bool(args.allow_multiple))
@@ -439,7 +441,7 @@ class StillPipeline:
 
     def id_photo_image(self, bgr: np.ndarray, alpha_in: np.ndarray | None) -> np.ndarray:
         """The ID photo (BGR, preset size); ImageError when there is no face or several."""
-        from vbg.idphoto import compose_id_photo, pick_face
+        from vbg.still.idphoto import compose_id_photo, pick_face
 
         spec = self.id_photo
         assert spec is not None
@@ -481,7 +483,7 @@ class StillPipeline:
 
 def id_photo_shrink(face: Face, preset: Preset) -> float:
     """Factor (<= 1) that leaves the head ID_PHOTO_OVERSAMPLE times the output's resolution."""
-    from vbg.idphoto import CHIN_BELOW_EYES, SKULL_ABOVE_EYES, face_frame
+    from vbg.still.idphoto import CHIN_BELOW_EYES, SKULL_ABOVE_EYES, face_frame
 
     # The smallest head the preset measures (skull to chin) gives the largest output scale.
     head_px = (SKULL_ABOVE_EYES + CHIN_BELOW_EYES) * face_frame(face).unit
@@ -508,7 +510,7 @@ def usable_face(face: Face, matte: np.ndarray) -> bool:
 
 def scaled_face(face: Face, fx: float, fy: float) -> Face:
     """The same face in the image resized by fx, fy (pixel centres kept, as INTER_AREA does)."""
-    from vbg.face import Face
+    from vbg.still.face import Face
 
     def point(x: float, y: float) -> tuple[float, float]:
         return (x + 0.5) * fx - 0.5, (y + 0.5) * fy - 0.5
@@ -522,7 +524,7 @@ def scaled_face(face: Face, fx: float, fy: float) -> Face:
 def refine_params(args: argparse.Namespace, soft: bool = False):
     """Refiner settings: its defaults at full resolution (soft: RVM's own alpha curve),
     overridden by the flags given."""
-    from vbg.refine import DEFAULTS
+    from vbg.matte.refine import DEFAULTS
 
     base = replace(DEFAULTS, guide_width=STILL_GUIDE_WIDTH,
                    contrast=RVM_CONTRAST if soft else DEFAULTS.contrast)

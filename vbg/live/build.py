@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from vbg import config
 from vbg.errors import VbgError
-from vbg.threads import FrameThreads
+from vbg.live import config
+from vbg.live.threads import FrameThreads
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,7 +86,7 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def build_background(s: dict[str, Any]):
-    from vbg.background import make_background
+    from vbg.backgrounds import make_background
 
     background = make_background(image=s["background"] or None, video=s["video"] or None,
                                  blur=s["blur"] or None, color=s["color"] or None)
@@ -108,7 +108,7 @@ def choose_model(s: dict[str, Any]) -> str:
 
 def cuda_works() -> bool:
     from vbg.models import verified_path
-    from vbg.segment.session import new_session, provider_label
+    from vbg.models.session import new_session, provider_label
 
     try:
         return provider_label(new_session(verified_path("selfie-landscape"), "auto")) == "cuda"
@@ -118,7 +118,7 @@ def cuda_works() -> bool:
 
 def build_segmenter(s: dict[str, Any]):
     from vbg.segment import new_segmenter
-    from vbg.segment.tracked import TrackedSegmenter
+    from vbg.segment.zoom import TrackedSegmenter
 
     segmenter = new_segmenter(choose_model(s), s["provider"], s["threads"] or None)
     if segmenter.name == "rvm":
@@ -133,7 +133,7 @@ def build_segmenter(s: dict[str, Any]):
 
 def build_smoother(s: dict[str, Any], segmenter=None):
     """Adaptive smoothing, unless the model carries its own temporal state (RVM)."""
-    from vbg.smoothing import TemporalSmoother
+    from vbg.matte.smoothing import TemporalSmoother
 
     enabled = s["smoothing"]["enabled"] and not getattr(segmenter, "temporal", False)
     return TemporalSmoother(tau=s["smoothing"]["tau"], enabled=enabled)
@@ -143,7 +143,7 @@ def build_refiner(s: dict[str, Any], segmenter=None):
     """Guided upsampling for low-res models; a full-resolution matte (RVM) is kept as it is."""
     from dataclasses import replace
 
-    from vbg.refine import DEFAULTS, MatteRefiner
+    from vbg.matte.refine import DEFAULTS, MatteRefiner
 
     r = s["refine"]
     if getattr(segmenter, "full_resolution", False):
@@ -201,8 +201,10 @@ def build_gpu(s: dict[str, Any], log=None):
 def build_stages(s: dict[str, Any], log=None):
     """Segmenter, smoother, refiner and compositor as live mode runs them, warmed up; with
     the CUDA path (`Stages.gpu`) when the GPU really works."""
-    from vbg import composite, refine, thumbs
-    from vbg.pipeline import Stages
+    from vbg.compose import composite
+    from vbg.live.pipeline import Stages
+    from vbg.matte import refine
+    from vbg.segment import thumbs
 
     background = build_background(s)  # fails now, naming the path, if unreadable
     gpu = build_gpu(s, log)
@@ -223,7 +225,7 @@ def build_stages(s: dict[str, Any], log=None):
 
 def run(args: argparse.Namespace) -> int:
     from vbg.capture import CaptureThread, open_source
-    from vbg.pipeline import Pipeline
+    from vbg.live.pipeline import Pipeline
     from vbg.sinks import make_sinks
 
     s = settings_from(args)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vbg.errors import ModelError
 
-REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def models_dir() -> Path:

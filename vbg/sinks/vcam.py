@@ -12,7 +12,7 @@ from pathlib import Path
 
 LABEL = "VBG Camera"
 MODPROBE_OPTIONS = f'devices=1 video_nr=10 card_label="{LABEL}" exclusive_caps=1 max_buffers=2'
-CONFIGS_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
 
 _VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability), 104 bytes
 _CAP_VIDEO_CAPTURE = 0x00000001

@@ -25,9 +25,9 @@ import cv2
 import numba as nb
 import numpy as np
 
-from vbg import onepass
 from vbg.errors import ConfigError
-from vbg.thumbs import Thumbnailer
+from vbg.matte import onepass
+from vbg.segment.thumbs import Thumbnailer
 
 
 @dataclass(frozen=True)
