@@ -374,3 +374,76 @@ def test_on_demand_reading_never_runs_ahead() -> None:
         second = thread.get(2.0)
         assert (first.index, second.index) == (0, 1)
         assert time.monotonic() - second.timestamp < 0.25  # read when asked, not 0.3 s ago
+
+
+# -- start-up clock and camera event lines ------------------------------------------------------
+
+@needs_clip
+def test_a_file_camera_plays_from_when_the_pipeline_first_asks():
+    """Start-up work (models, kernels, sinks) between start() and the first get() must not
+    cost frames: the old thread paced the file from open, so the first frame taken after a
+    0.5 s start-up was about the 12th and a dozen were dropped."""
+    thread = CaptureThread(lambda: open_source(str(CLIP))).start()  # realtime, 24 fps
+    try:
+        time.sleep(0.5)
+        first = thread.get(2)
+        assert first is not None and first.index == 0
+        taken = [first.index]
+        for _ in range(9):
+            frame = thread.get(2)
+            assert frame is not None
+            taken.append(frame.index)
+        assert taken == list(range(10))
+        assert thread.stats()["dropped"] == 0
+    finally:
+        thread.stop()
+
+
+def test_a_camera_that_drops_and_comes_back_is_logged_with_the_reason():
+    lines: list[str] = []
+    sources = iter([FakeSource(fail_at=3), FakeSource()])
+    thread = CaptureThread(lambda: next(sources), log=lines.append).start()
+    try:
+        assert wait_until(lambda: thread.reconnects == 1 and len(lines) >= 2)
+    finally:
+        thread.stop()
+    lost = [ln for ln in lines if "camera lost" in ln]
+    back = [ln for ln in lines if "camera back" in ln]
+    assert len(lost) == 1 and "fake device unplugged" in lost[0] and "reconnecting" in lost[0]
+    assert len(back) == 1 and "fake 64x48" in back[0]
+    assert lines.index(lost[0]) < lines.index(back[0])
+
+
+def test_wait_for_camera_says_what_it_waits_for_once_not_per_attempt():
+    lines: list[str] = []
+    attempts = []
+
+    def opener() -> Source:
+        attempts.append(1)
+        if len(attempts) < 4:
+            raise CameraError("camera /dev/video0 could not be opened")
+        return FakeSource()
+
+    thread = CaptureThread(opener, wait_for_camera=True, log=lines.append).start()
+    try:
+        assert thread.get(10) is not None
+    finally:
+        thread.stop()
+    waiting = [ln for ln in lines if "waiting for the camera" in ln]
+    assert len(waiting) == 1 and "/dev/video0 could not be opened" in waiting[0]
+    assert any("camera found after" in ln for ln in lines)
+
+
+def test_event_lines_are_rate_limited_and_count_what_was_held_back():
+    from vbg.capture.thread import EventLog
+
+    now = [0.0]
+    lines: list[str] = []
+    events = EventLog(lines.append, {"lost": 10.0}, clock=lambda: now[0])
+    assert events("lost", "a")
+    for t in (1.0, 2.0, 3.0):
+        now[0] = t
+        assert not events("lost", "b")
+    now[0] = 12.0
+    assert events("lost", "c")
+    assert lines == ["a", "c (3 similar lines held back)"]

@@ -105,7 +105,7 @@ def test_corrupt_model_is_reported_with_both_hashes(models_copy):
     actual = models.sha256_file(models_copy / "selfie_segmentation.onnx")
     assert expected in bad.found and actual in bad.found
     assert "1000 bytes" in bad.found
-    assert "git checkout -- models/selfie_segmentation.onnx" in bad.fix
+    assert "git checkout -- vbg/models/bundled/selfie_segmentation.onnx" in bad.fix
     assert checks["model selfie-landscape"].status == "ok"
 
 

@@ -16,7 +16,7 @@ from vbg.segment.thumbs import Thumbnailer
 
 ROOT = Path(__file__).resolve().parents[1]
 PORTRAIT = ROOT / "samples" / "astronaut.png"
-BACKGROUND = ROOT / "backgrounds" / "launch.jpg"
+BACKGROUND = ROOT / "vbg" / "backgrounds" / "images" / "launch.jpg"
 
 
 def scene(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
@@ -288,3 +288,29 @@ def test_a_new_background_on_a_still_scene_is_drawn_whole() -> None:
     out = compositor.render(frame, fields, same_scene=True).copy()
     fresh = Compositor(ColorBackground("#102030")).render(frame, fields)
     np.testing.assert_array_equal(out, fresh)
+
+
+@pytest.mark.parametrize("kind", ["color", "image", "blur"])
+def test_the_final_pass_writes_i420_as_cv2_converts_its_output(kind: str) -> None:
+    frame, low = scene(640, 360)
+    fields = MatteRefiner().fields(frame, low)
+    noisy = cv2.add(frame, np.random.default_rng(7).integers(0, 6, frame.shape, np.uint8))
+    background = {"image": lambda: ImageBackground(BACKGROUND),
+                  "color": lambda: ColorBackground("#3366cc"),
+                  "blur": lambda: BlurBackground(15, refresh=8)}[kind]()
+    compositor = Compositor(background)
+    i420 = np.full((540, 640), 7, np.uint8)
+    out = compositor.render(frame, fields, i420=i420)
+    assert np.abs(i420.astype(np.int16) - cv2.cvtColor(out, cv2.COLOR_BGR2YUV_I420)).max() <= 1
+    assert len(np.unique(i420[360:])) > 10  # chroma written, not left at the fill value
+    # A still scene keeps the background in the BGR buffer: the planes follow it all the same.
+    out = compositor.render(noisy, fields, same_scene=True, i420=i420)
+    assert np.abs(i420.astype(np.int16) - cv2.cvtColor(out, cv2.COLOR_BGR2YUV_I420)).max() <= 1
+
+
+def test_i420_needs_an_even_frame() -> None:
+    frame, low = scene(333, 197)
+    fields = MatteRefiner().fields(frame, low)
+    with pytest.raises(ValueError, match="even size"):
+        Compositor(ColorBackground("#3366cc")).render(frame, fields,
+                                                      i420=np.empty((295, 333), np.uint8))

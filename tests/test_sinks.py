@@ -365,3 +365,30 @@ def test_open_all_closes_what_it_opened(tmp_path, recorder):
     with pytest.raises(SinkError):
         open_all([camera, broken], 64, 48, 30.0)
     assert recorder.last.closed
+
+
+def test_virtual_camera_in_i420_takes_planes_as_they_are(recorder):
+    sink = VirtualCameraSink(backend="recording", pixel_format="i420")
+    sink.open(64, 48, 30)
+    assert sink.takes_i420 and recorder.last.fmt == "I420"
+    frame = frames(1)[0]
+    sink.write(frame)  # a BGR frame (the notice card, the idle frame) is converted here
+    np.testing.assert_array_equal(recorder.frames[0].data,
+                                  cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420))
+    planes = np.random.default_rng(1).integers(0, 256, (72, 64), np.uint8)
+    sink.write_i420(planes, timestamp=0.0)
+    np.testing.assert_array_equal(recorder.frames[1].data, planes)
+    with pytest.raises(SinkError, match="I420 planes"):
+        sink.write_i420(planes[:70])
+    sink.close()
+
+
+def test_virtual_camera_pixel_format_is_checked_and_bgr_elsewhere(recorder):
+    with pytest.raises(SinkError, match="pixel format"):
+        VirtualCameraSink(backend="recording", pixel_format="nv12")
+    sink = VirtualCameraSink(backend="recording")  # auto: I420 only on v4l2loopback
+    sink.open(64, 48, 30)
+    assert not sink.takes_i420 and recorder.last.fmt == "BGR"
+    with pytest.raises(SinkError, match="BGR camera"):
+        sink.write_i420(np.zeros((72, 64), np.uint8))
+    sink.close()

@@ -16,8 +16,9 @@ from PIL import Image
 from test_imageio import H, W, make_mixed, quadrants_rgb
 
 from vbg import cli
+from vbg.cli import still as still_cli
 from vbg.measure.metrics import iou, load_set
-from vbg.still import pipeline as still
+from vbg.still import jobs, segmenter
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,21 +89,27 @@ def test_batch_keeps_original_colours_and_orientation(mixed, batch):
         assert np.abs(tl - (255, 0, 0)).max() < 40 and np.abs(br - 255).max() < 40, name
 
 
-@pytest.fixture
-def left_half_person(monkeypatch) -> None:
-    """Make the segmenter see a person on the left half of every photo (deterministic mattes)."""
+class LeftHalfPerson:
+    """A segmenter that sees a person on the left half of every photo (deterministic mattes)."""
 
-    def segment(self, frame: np.ndarray) -> np.ndarray:
+    name = "left-half"
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
         alpha = np.zeros(frame.shape[:2], np.float32)
         alpha[:, : frame.shape[1] // 2] = 1.0
         return alpha
 
-    monkeypatch.setattr(still.PhotoSegmenter, "__call__", segment)
+
+def vbg_left_half(capsys, *argv: str | Path) -> tuple[int, str]:
+    """`vbg still ARGV` in-process with the LeftHalfPerson segmenter; (exit code, stderr)."""
+    args = cli.build_parser().parse_args(["still", *(str(a) for a in argv)])
+    rc = still_cli.run(args, segmenter=LeftHalfPerson())
+    return rc, capsys.readouterr().err
 
 
-def test_input_alpha_multiplies_the_matte(mixed, tmp_path, capsys, left_half_person):
+def test_input_alpha_multiplies_the_matte(mixed, tmp_path, capsys):
     in_alpha = mixed[1]["rgba.png"].alpha.astype(int)
-    rc, _ = vbg(capsys, mixed[0] / "rgba.png", "-o", tmp_path / "a.png", "--matte",
+    rc, _ = vbg_left_half(capsys, mixed[0] / "rgba.png", "-o", tmp_path / "a.png", "--matte",
                 tmp_path / "m.png")
     assert rc == 0
     out_alpha = read_rgba(tmp_path / "a.png")[:, :, 3].astype(int)
@@ -181,9 +188,9 @@ def _solid(path: Path, rgb: tuple[int, int, int], size=(80, 60)) -> Path:
     return path
 
 
-def test_colour_background_single_jpeg(mixed, tmp_path, capsys, left_half_person):
+def test_colour_background_single_jpeg(mixed, tmp_path, capsys):
     src = mixed[0] / "rgb.tif"
-    rc, err = vbg(capsys, src, "-o", tmp_path / "out.jpg", "--color", "#0a1428",
+    rc, err = vbg_left_half(capsys, src, "-o", tmp_path / "out.jpg", "--color", "#0a1428",
                   "--matte", tmp_path / "m.png")
     assert (rc, err) == (0, "")
     with Image.open(tmp_path / "out.jpg") as im:
@@ -196,11 +203,11 @@ def test_colour_background_single_jpeg(mixed, tmp_path, capsys, left_half_person
     assert np.abs(out - reference).mean() < 6  # JPEG noise only
 
 
-def test_image_and_blur_backgrounds_in_folder_mode(mixed, tmp_path, capsys, left_half_person):
+def test_image_and_blur_backgrounds_in_folder_mode(mixed, tmp_path, capsys):
     folder = mixed[0]
     bg = _solid(tmp_path / "bg.png", (10, 200, 30))
     inputs = [folder / "rgb.bmp", folder / "grey.png"]
-    rc, err = vbg(capsys, *inputs, "-o", tmp_path / "img", "--background", bg,
+    rc, err = vbg_left_half(capsys, *inputs, "-o", tmp_path / "img", "--background", bg,
                   "--matte", tmp_path / "m")
     assert rc == 0 and len(err.splitlines()) == 1 and is_summary(err.splitlines()[0], 2, 0)
     for name, src in (("rgb", quadrants_rgb()), ("grey", mixed[1]["grey.png"].bgr)):
@@ -210,7 +217,7 @@ def test_image_and_blur_backgrounds_in_folder_mode(mixed, tmp_path, capsys, left
         matte = np.asarray(Image.open(tmp_path / "m" / f"{name}.png"))
         assert np.all(out[matte == 0] == (10, 200, 30))
         np.testing.assert_array_equal(out[matte == 255], src[matte == 255])
-    rc, _ = vbg(capsys, *inputs, "-o", tmp_path / "blur", "--blur", "5")
+    rc, _ = vbg_left_half(capsys, *inputs, "-o", tmp_path / "blur", "--blur", "5")
     assert rc == 0
     for name in ("rgb", "grey"):
         with Image.open(tmp_path / "blur" / f"{name}.png") as im:
@@ -243,10 +250,10 @@ def test_model_auto_prefers_rvm_when_installed(monkeypatch):
     from vbg.segment import rvm
 
     monkeypatch.setattr(rvm, "rvm_installed", lambda: True)
-    assert still.model_names("auto") == ["rvm"]
+    assert segmenter.model_names("auto") == ["rvm"]
     monkeypatch.setattr(rvm, "rvm_installed", lambda: False)
-    assert still.model_names("auto") == ["selfie", "selfie-landscape"]
-    assert still.model_names(" selfie , rvm ") == ["selfie", "rvm"]
+    assert segmenter.model_names("auto") == ["selfie", "selfie-landscape"]
+    assert segmenter.model_names(" selfie , rvm ") == ["selfie", "rvm"]
 
 
 def test_output_never_replaces_an_input(tmp_path, capsys):
@@ -261,17 +268,17 @@ def test_output_never_replaces_an_input(tmp_path, capsys):
 
 
 def test_output_names_disambiguate_collisions(tmp_path):
-    names = still.output_names([Path("x/a.jpg"), Path("x/A.png"), Path("y/a.jpg"),
+    names = jobs.output_names([Path("x/a.jpg"), Path("x/A.png"), Path("y/a.jpg"),
                                 Path("x/b.jpg"), Path("x/a.jpg.png")])
     assert names == ["a.jpg", "A.png", "a.jpg-2", "b", "a.jpg-3"]
-    names = still.output_names([Path("x/a.jpg"), Path("y/b.png")])
+    names = jobs.output_names([Path("x/a.jpg"), Path("y/b.png")])
     assert names == ["a", "b"]
 
 
 def test_collect_sources_sorted_deduplicated_and_filtered(mixed, tmp_path):
     folder, awkward, broken = mixed
     (tmp_path / "empty").mkdir()
-    sources, problems = still.collect_sources([folder, folder / "rgb.bmp", tmp_path / "empty"])
+    sources, problems = jobs.collect_sources([folder, folder / "rgb.bmp", tmp_path / "empty"])
     assert [s.path.name for s in sources] == sorted([*awkward, *broken])
     assert len(problems) == 1 and "no image files" in problems[0]
 
@@ -297,7 +304,7 @@ def test_progress_line_on_a_terminal(mixed, tmp_path, monkeypatch):
 @pytest.mark.parametrize("model", ["auto", "selfie,selfie-landscape"])
 def test_coco_mattes_through_vbg_still(shared_set, tmp_path, capsys, model):
     root = shared_set("coco_person")
-    if model == "auto" and still.model_names("auto") != ["rvm"]:
+    if model == "auto" and segmenter.model_names("auto") != ["rvm"]:
         pytest.skip("RVM is not installed (`vbg models pull rvm`): auto = the selfie pair")
     rc, err = vbg(capsys, root / "images", "-o", tmp_path / "out",
                   "--matte", tmp_path / "mattes", "--model", model)

@@ -18,8 +18,8 @@ from test_imageio import assert_upright, make_mixed, quadrants_rgb
 from test_still import expected_names, is_summary, read_rgba
 
 from vbg import cli
-from vbg.still import batch
-from vbg.still import pipeline as still
+from vbg.still import batch, jobs
+from vbg.still import run as still_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,9 +90,9 @@ def test_jobs2_writes_every_valid_file_upright(mixed, jobs2):
 
 def crashing_setup(arg):
     """Worker setup whose work kills the worker process on files named crash*."""
-    process = still.worker_setup(arg)
+    process = still_run.worker_setup(arg)
 
-    def work(job: still.Job) -> None:
+    def work(job: jobs.Job) -> None:
         if job.source.name.startswith("crash"):
             os.kill(os.getpid(), signal.SIGSEGV)
         process(job)
@@ -105,7 +105,7 @@ def crashing_setup(arg):
 def test_worker_crash_costs_one_file(tmp_path, capsys, monkeypatch, names):
     for k, name in enumerate(names):
         photo(tmp_path / "in" / f"{name}.png", seed=k)
-    monkeypatch.setattr(still, "worker_setup", crashing_setup)
+    monkeypatch.setattr(still_run, "worker_setup", crashing_setup)
     rc, err = vbg(capsys, tmp_path / "in", "-o", tmp_path / "out", "--jobs", "2")
     assert rc == 1
     lines = err.splitlines()
@@ -273,7 +273,7 @@ def test_partial_files_of_killed_workers_are_removed(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / ".a.png.q.part").write_bytes(b"x")
-    still._remove_partial_files([still.Job(Path("in/a.jpg"), tmp_path / "a.png",
+    jobs.remove_partial_files([jobs.Job(Path("in/a.jpg"), tmp_path / "a.png",
                                            tmp_path / "m" / "a.png")])
     assert sorted(p.name for p in tmp_path.iterdir()) == [".a.png", ".b.png.x1.part", "a.png", "m"]
     assert list((tmp_path / "m").iterdir()) == []

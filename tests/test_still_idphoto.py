@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import math
@@ -21,8 +20,10 @@ from test_still import is_summary
 from vbg import cli
 from vbg.backgrounds import parse_color
 from vbg.still import pipeline as still
+from vbg.still import segmenter
 from vbg.still.face import Face, FaceDetector
 from vbg.still.idphoto import PRESETS, crown_above_eyes, face_frame, id_photo_transform
+from vbg.still.options import StillOptions
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "samples" / "astronaut.png"
@@ -152,10 +153,7 @@ def test_acceptance_command(tmp_path):
 
 @pytest.fixture(scope="module")
 def pipeline() -> still.StillPipeline:
-    parser = argparse.ArgumentParser()
-    still.add_arguments(parser)
-    return still.StillPipeline(parser.parse_args(["x", "-o", "y.png", "--id-photo", "1inch",
-                                                  "--color", "#ff00ff"]))
+    return still.StillPipeline(StillOptions(id_photo="1inch", color="#ff00ff"))
 
 
 def test_crop_past_the_photo_edge_is_padded_with_the_colour(tmp_path, capsys, detector,
@@ -219,7 +217,7 @@ def test_no_face_is_one_clear_line(tmp_path, capsys):
     no_face = ["wall.png"]
     # Real photos: a person seen from behind; a cat on a lap, where BlazeFace takes a shoe for
     # a face (score 0.58) that RVM's matte shows is no person (the selfie models keep the leg).
-    rvm = still.model_names("auto") == ["rvm"]
+    rvm = segmenter.model_names("auto") == ["rvm"]
     for name in ("000000000572.jpg", "000000000443.jpg"):
         if (COCO / name).is_file() and (rvm or name != "000000000443.jpg"):
             shutil.copy(COCO / name, folder)

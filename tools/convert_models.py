@@ -310,7 +310,8 @@ def test_images(data: Path | None) -> list[np.ndarray]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "models")
+    bundled = Path(__file__).resolve().parent.parent / "vbg" / "models" / "bundled"  # package data
+    ap.add_argument("--out", type=Path, default=bundled)
     ap.add_argument("--wheel", type=Path, help="use this mediapipe wheel instead of pip download")
     ap.add_argument("--parity-data", type=Path, help="folder of real .jpg photos for parity")
     args = ap.parse_args()

@@ -2,9 +2,54 @@
 
 __version__ = "0.1.0"
 
+import importlib as _importlib
 import os as _os
 
 # numba's OpenMP worker threads must wait passively: spinning burned 2.5-3x the CPU of the work
 # itself per frame here (and onnxruntime's spinning is turned off for the same reason). This
 # only takes effect before the first parallel kernel runs, hence here.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# numba keeps compiled kernels in a per-user folder (~/.cache/vbg/numba), not next to the
+# modules, so an install the user cannot write to still caches them (vbg/jit.py).
+if not _os.environ.get("NUMBA_CACHE_DIR"):
+    from vbg.jit import default_cache_dir as _default_cache_dir
+
+    _os.environ["NUMBA_CACHE_DIR"] = str(_default_cache_dir())
+
+# The public API, imported on first use so that `import vbg` (and `vbg --help`) stays fast.
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+
+if _TYPE_CHECKING:
+    from vbg.api import cut_out, id_photo, matte
+    from vbg.segment import new_segmenter
+    from vbg.still.options import StillOptions
+    from vbg.still.pipeline import StillPipeline
+
+# public name -> the module that defines it
+_LAZY = {
+    "cut_out": "vbg.api",
+    "matte": "vbg.matte",  # the subpackage, callable as vbg.api.matte (see vbg/matte)
+    "id_photo": "vbg.api",
+    "StillOptions": "vbg.still.options",
+    "StillPipeline": "vbg.still.pipeline",
+    "new_segmenter": "vbg.segment",
+}
+
+__all__ = ["StillOptions", "StillPipeline", "__version__", "cut_out", "id_photo", "matte",
+           "new_segmenter"]
+
+
+def __getattr__(name: str) -> object:
+    """The public API's names, imported from their modules when first used."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vbg' has no attribute {name!r}")
+    imported = _importlib.import_module(module)
+    value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

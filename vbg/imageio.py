@@ -15,7 +15,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms, ImageFile
+from PIL import Image, ImageCms, ImageFile, PngImagePlugin
 
 from vbg.errors import ImageError, SinkError
 
@@ -31,6 +31,11 @@ JPEG_QUALITY = 95
 WEBP_QUALITY = 95
 # zlib level 1: ~6x faster than Pillow's default 6 on photos, files ~20 % larger.
 PNG_COMPRESS_LEVEL = 1
+
+# Every file vbg writes says so (PNG text / EXIF / TIFF "Software"), so a folder run whose
+# output folder is also its input skips its own earlier results (not BMP: no such field).
+SOFTWARE = "vbg"
+_EXIF_SOFTWARE = 0x0131
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -312,6 +317,19 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | N
 
 # --- writing -------------------------------------------------------------------------------------
 
+def written_by_vbg(path: str | os.PathLike[str]) -> bool:
+    """True when the file's metadata says vbg wrote it (reads the header only)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path, formats=READ_FORMATS) as im:
+                if im.info.get("Software") == SOFTWARE:
+                    return True
+                return im.getexif().get(_EXIF_SOFTWARE) == SOFTWARE
+    except Exception:  # unreadable: not ours; reading it later reports the real problem
+        return False
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -336,8 +354,13 @@ def _to_pil(image: np.ndarray) -> Image.Image:
 def _save_options(fmt: str, pil: Image.Image, dpi: tuple[float, float] | None,
                   quality: int | None, icc_profile: bytes | None) -> dict:
     opts: dict = {}
+    exif = Image.Exif()
+    exif[_EXIF_SOFTWARE] = SOFTWARE
     if fmt == "PNG":
         opts["compress_level"] = PNG_COMPRESS_LEVEL
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Software", SOFTWARE)
+        opts["pnginfo"] = info
     elif fmt == "JPEG":
         opts["quality"] = quality or JPEG_QUALITY
         opts["subsampling"] = 0 if opts["quality"] >= 90 else 2  # 4:4:4 keeps edges crisp
@@ -346,13 +369,14 @@ def _save_options(fmt: str, pil: Image.Image, dpi: tuple[float, float] | None,
         opts["alpha_quality"] = 100
     elif fmt == "TIFF":
         opts["compression"] = "tiff_lzw"
+        opts["tiffinfo"] = {_EXIF_SOFTWARE: SOFTWARE}
     if dpi is not None:
         if fmt == "WEBP":  # WebP has no density field: store it as EXIF resolution
-            exif = Image.Exif()
             exif[0x011A], exif[0x011B], exif[0x0128] = float(dpi[0]), float(dpi[1]), 2
-            opts["exif"] = exif.tobytes()
         else:
             opts["dpi"] = (float(dpi[0]), float(dpi[1]))
+    if fmt in ("JPEG", "WEBP"):
+        opts["exif"] = exif.tobytes()
     if icc_profile and fmt != "BMP" and pil.mode != "L":
         opts["icc_profile"] = icc_profile
     return opts

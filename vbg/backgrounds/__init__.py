@@ -8,6 +8,8 @@ import os
 import re
 import threading
 import time
+from importlib import resources
+from pathlib import Path
 from typing import Protocol
 
 import cv2
@@ -105,13 +107,44 @@ def _frame_size(frame: np.ndarray) -> tuple[int, int]:
     return frame.shape[1], frame.shape[0]
 
 
+BUNDLED_DIR = Path(os.fspath(resources.files("vbg.backgrounds") / "images"))
+BUNDLED_SUFFIXES = (".png", ".jpg")
+
+
+def bundled_names() -> list[str]:
+    """File names of the bundled backgrounds (studio.png, space.jpg, launch.jpg)."""
+    return sorted(p.name for p in BUNDLED_DIR.iterdir() if p.suffix in BUNDLED_SUFFIXES)
+
+
+def bundled_background(name: str) -> Path:
+    """The bundled background called `name` ("studio" or "studio.png"); BackgroundError else."""
+    for file in bundled_names():
+        if name in (file, Path(file).stem):
+            return BUNDLED_DIR / file
+    raise BackgroundError(f"no bundled background {name!r}: choose one of "
+                          f"{', '.join(bundled_names())} or give an image file")
+
+
+def find_background(path: str | os.PathLike[str]) -> Path:
+    """`path` when it exists, else the bundled background of that name (so "studio",
+    "studio.png" and the old checkout path "backgrounds/studio.png" all work), else `path`."""
+    given = Path(path)
+    if given.exists():
+        return given
+    try:
+        return bundled_background(given.name)
+    except BackgroundError:
+        return given
+
+
 def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read an image file as BGR uint8 (any path, EXIF orientation applied)."""
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
         raise BackgroundError(
-            f"background image {os.fspath(path)!r} not found: check the path"
+            f"background image {os.fspath(path)!r} not found: check the path, or name a "
+            f"bundled one ({', '.join(Path(n).stem for n in bundled_names())})"
         ) from None
     except OSError as exc:
         raise BackgroundError(
@@ -128,14 +161,38 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
+def image_array(image: np.ndarray) -> np.ndarray:
+    """A background given as an array: BGR uint8 HxWx3 (grey HxW expanded, BGRA's alpha
+    dropped); BackgroundError for anything else."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise BackgroundError(
+            f"background image array must be uint8, got {getattr(image, 'dtype', type(image))}: "
+            "convert it with .astype(np.uint8) (values 0-255)"
+        )
+    if image.ndim == 2:
+        image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3 or min(image.shape[:2]) < 1:
+        raise BackgroundError(
+            f"background image array has shape {image.shape}: use HxWx3 BGR (or HxW grey)"
+        )
+    return np.ascontiguousarray(image)
+
+
 class ImageBackground:
     """A still image, cover-fitted to the frame size once per size."""
 
     kind = "image"
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = os.fspath(path)
-        self._image = read_image(path)
+    def __init__(self, source: str | os.PathLike[str] | np.ndarray) -> None:
+        if isinstance(source, np.ndarray):
+            self.path = "<array>"
+            self._image = image_array(source)
+        else:
+            found = find_background(source)
+            self.path = os.fspath(found)
+            self._image = read_image(found)
         self._fitted: dict[tuple[int, int], np.ndarray] = {}
 
     def prepare(self, frame: np.ndarray, alpha: np.ndarray) -> np.ndarray:
@@ -489,6 +546,10 @@ class VideoBackground:
         self.path = os.fspath(path)
         self.loop = loop
         self._capture = _open_video(self.path)
+        if cv2.haveImageReader(self.path) or self._capture.get(cv2.CAP_PROP_FRAME_COUNT) == 1:
+            self._capture.release()  # FFmpeg reads a picture as a 1-frame video, then spins
+            raise BackgroundError(f"background video {self.path!r} is a still image: give it "
+                                  f"with --background {self.path} (--video is for video files)")
         fps = self._capture.get(cv2.CAP_PROP_FPS)
         self.fps = fps if math.isfinite(fps) and 1 <= fps <= 240 else 30.0
         self._raw = [np.empty(0, np.uint8), np.empty(0, np.uint8)]  # decode ping-pong
@@ -587,7 +648,7 @@ class VideoBackground:
 
 
 def make_background(
-    image: str | os.PathLike[str] | None = None,
+    image: str | os.PathLike[str] | np.ndarray | None = None,
     video: str | os.PathLike[str] | None = None,
     blur: int | None = None,
     color: str | tuple[int, int, int] | None = None,

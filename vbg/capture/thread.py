@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,42 @@ BACKOFF_START = 0.25  # seconds before the first reopen attempt after a failure
 BACKOFF_MAX = 1.0  # a returning camera is picked up within about a second
 LOSSLESS_QUEUE = 3  # frames buffered ahead in realtime=False mode
 STOP_JOIN = 0.5  # how long stop() waits for the thread before leaving it (it is a daemon)
+# At most one line per kind of camera event (lost, back, waiting) in this many seconds: a
+# flapping cable or a long wait does not flood the log.
+LOG_EVERY = {"lost": 10.0, "back": 10.0, "waiting": 30.0}
+
+_logger = logging.getLogger("vbg.capture")
+
+
+def _warn(message: str) -> None:
+    _logger.warning(message)
+
+
+class EventLog:
+    """One line per event kind at most every LOG_EVERY[kind] s; says how many were held back."""
+
+    def __init__(self, log: Callable[[str], None], every: dict[str, float] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._log, self._every, self._clock = log, every or LOG_EVERY, clock
+        self._last: dict[str, float] = {}
+        self._held: dict[str, int] = {}
+
+    def __call__(self, kind: str, message: str) -> bool:
+        """Log `message` unless a `kind` line went out recently; True if it was logged."""
+        now = self._clock()
+        last = self._last.get(kind)
+        if last is not None and now - last < self._every.get(kind, 10.0):
+            self._held[kind] = self._held.get(kind, 0) + 1
+            return False
+        held = self._held.pop(kind, 0)
+        self.mark(kind)
+        self._log(message + (f" ({held} similar line{'s' * (held > 1)} held back)" if held
+                             else ""))
+        return True
+
+    def mark(self, kind: str) -> None:
+        """Count a `kind` line as just logged (a line that says the same went out)."""
+        self._last[kind] = self._clock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +72,12 @@ class CaptureThread:
 
     def __init__(self, opener: Callable[[], Source], realtime: bool = True,
                  wait_for_camera: bool = False, loop: bool = False,
-                 read_ahead: int = LOSSLESS_QUEUE) -> None:
+                 read_ahead: int = LOSSLESS_QUEUE,
+                 log: Callable[[str], None] | None = _warn) -> None:
         self._opener = opener
+        # Camera events (lost, back, waiting), one line each, rate-limited; None: silent.
+        self._events = EventLog(log) if log is not None else None
+        self._lost_at: float | None = None  # when the input was lost (or first missing)
         self.realtime = realtime
         # realtime=False: frames read ahead of the consumer; 0 = read only when it asks (a
         # frame's capture time is then when it was wanted: benchmarks measure pure latency).
@@ -168,15 +209,23 @@ class CaptureThread:
                 if not self._open(ever_opened):
                     if not (ever_opened or self.wait_for_camera):
                         return  # start() raises the error
+                    self._say_waiting(ever_opened)
                     self._stop.wait(backoff)
                     backoff = min(backoff * 2, BACKOFF_MAX)
                     continue
                 if ever_opened and not rewinding:
                     self.reconnects += 1
+                self._say_back(ever_opened and not rewinding)
+                first_open = not ever_opened
                 ever_opened, rewinding, backoff = True, False, BACKOFF_START
                 due, self.error = time.monotonic(), None
                 self._set_state("live")
                 self._opened.set()
+                if first_open and self.realtime and self._source.is_file:
+                    # A file plays at its own rate from when the consumer first asks, not
+                    # from when it was opened: start-up work never costs frames.
+                    self._wait_for_consumer()
+                    due = time.monotonic()
             source = self._source
             if self.realtime and source.is_file:
                 due = self._pace(due, source.info.fps)
@@ -205,6 +254,33 @@ class CaptureThread:
                 self._lose(CameraError(f"{source.info.name} delivered no usable frame"))
                 continue
             self._publish(frame, time.monotonic())
+
+    def _wait_for_consumer(self) -> None:
+        """Block until a consumer asks for a frame (or stop)."""
+        with self._cond:
+            while not self._stop.is_set() and not self._asking:
+                self._cond.wait(0.1)
+
+    def _say_waiting(self, reopening: bool) -> None:
+        if self._events is None:
+            return
+        now = time.monotonic()
+        if self._lost_at is None:
+            self._lost_at = now
+        what = "reconnecting" if reopening else "waiting for the camera"
+        since = now - self._lost_at
+        self._events("waiting", f"vbg: {what} ({since:.0f} s so far, retrying every "
+                                f"{BACKOFF_MAX:g} s): {self.error}")
+
+    def _say_back(self, reconnected: bool) -> None:
+        lost_at, self._lost_at = self._lost_at, None
+        if self._events is None or self._info is None:
+            return
+        if reconnected or lost_at is not None:
+            gone = f" after {time.monotonic() - lost_at:.1f} s" if lost_at is not None else ""
+            info = self._info
+            self._events("back", f"vbg: camera {'back' if reconnected else 'found'}{gone}: "
+                                 f"{info.name} {info.width}x{info.height}")
 
     def _wait_for_room(self) -> bool:
         """Lossless mode: block until a frame may be read (queue room, or a consumer asking
@@ -246,7 +322,8 @@ class CaptureThread:
         with self._cond:
             if self.realtime:
                 latest = self._latest
-                if latest is not None and latest.index > self._returned:
+                # Frames replaced before the consumer took its first one are not drops.
+                if latest is not None and latest.index > self._returned >= 0:
                     self.dropped += 1
                 self._latest = Frame(image, timestamp, self.frames)
             else:
@@ -260,8 +337,15 @@ class CaptureThread:
 
     def _lose(self, error: BaseException) -> None:
         self.error = error
+        self._lost_at = time.monotonic()
+        source = self._source
         self._close_source()
         self._set_state("lost")
+        if self._events is not None:
+            again = ("" if source is not None and source.is_file
+                     else "; reconnecting (the output keeps its frame rate meanwhile)")
+            self._events("lost", f"vbg: camera lost: {error}{again}")
+            self._events.mark("waiting")  # that line said it: the next one in LOG_EVERY s
 
     def _close_source(self) -> None:
         source, self._source = self._source, None

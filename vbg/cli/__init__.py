@@ -7,12 +7,12 @@ import importlib
 import importlib.util
 import sys
 
-from vbg import __version__
+from vbg import __version__, jit
 from vbg.errors import VbgError
 
 # subcommand -> module exposing add_arguments(parser) and run(args) -> int
 SUBCOMMANDS = {
-    "still": ("vbg.still.pipeline", "photos: cut-outs, new backgrounds, ID photos; files, folders"),
+    "still": ("vbg.cli.still", "photos: cut-outs, new backgrounds, ID photos; files, folders"),
     "doctor": ("vbg.doctor", "check cameras, v4l2loopback, providers and models"),
     "eval": ("vbg.measure.eval", "score mattes against ground truth"),
     "bench": ("vbg.measure.bench", "measure CPU, fps and latency of the live pipeline"),
@@ -46,8 +46,14 @@ def build_parser(live_module: str | None = LIVE_MODULE) -> argparse.ArgumentPars
     return parser
 
 
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    # First run: compile the image kernels (one line saying so) before any module needs them.
+    jit.ensure_kernels(_log)
     parser = build_parser()
     args = parser.parse_args(argv)
     module = SUBCOMMANDS[args.command][0] if args.command else LIVE_MODULE

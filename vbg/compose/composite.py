@@ -252,9 +252,10 @@ class Compositor:
         return (np.ascontiguousarray(bg), *self._straight)
 
     def render(self, frame: np.ndarray, fields: onepass.MatteFields, same_scene: bool = False,
-               matte: np.ndarray | None = None) -> np.ndarray:
+               matte: np.ndarray | None = None, i420: np.ndarray | None = None) -> np.ndarray:
         """Composite `frame` with a matte still in low-res `fields` (refine.MatteRefiner.fields)
-        in one pass: the matte is drawn only where it is needed, and into `matte` if given."""
+        in one pass: the matte is drawn only where it is needed, and into `matte` if given;
+        the output also into `i420` (onepass.draw) if given."""
         background, color = self._state
         height, width = frame.shape[:2]
         frame = np.ascontiguousarray(frame)
@@ -282,7 +283,7 @@ class Compositor:
                 and all(a is b for a, b in zip(last, drawn, strict=True)))
         return onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
                             matte=matte, edges=self._edges, reuse_edges=reuse,
-                            keep_background=keep)
+                            keep_background=keep, i420=i420)
 
     def __call__(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool = False
                  ) -> np.ndarray:

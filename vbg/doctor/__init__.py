@@ -12,6 +12,7 @@ from dataclasses import asdict
 from vbg import __version__
 from vbg.doctor.check import Check
 from vbg.doctor.devices import check_cameras, check_loopback, check_virtual_camera_open
+from vbg.doctor.ondemand import check_on_demand
 from vbg.doctor.runtime import check_models, check_numba, check_onnxruntime, check_rvm
 
 __all__ = ["Check", "add_arguments", "collect", "live_ok", "run"]
@@ -19,8 +20,8 @@ __all__ = ["Check", "add_arguments", "collect", "live_ok", "run"]
 
 def _device_checks() -> list[Callable[[], list[Check]]]:
     if sys.platform.startswith("linux"):
-        return [check_cameras, check_loopback, check_virtual_camera_open]
-    return [check_cameras, check_virtual_camera_open]
+        return [check_cameras, check_loopback, check_virtual_camera_open, check_on_demand]
+    return [check_cameras, check_virtual_camera_open, check_on_demand]
 
 
 def _safely(check: Callable[[], list[Check]]) -> list[Check]:

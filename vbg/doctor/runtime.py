@@ -107,7 +107,8 @@ def check_models() -> list[Check]:
     try:
         entries = manifest()
     except ModelError as e:
-        return [Check("models", "fail", str(e), "restore models/ from the vbg source tree")]
+        return [Check("models", "fail", str(e), "restore vbg/models/bundled/ from the vbg source "
+                      "tree, or reinstall vbg")]
     checks = []
     for name, entry in entries.items():
         try:
@@ -115,8 +116,9 @@ def check_models() -> list[Check]:
             checks.append(Check(f"model {name}", "ok", f"{path} sha256 ok"))
         except ModelError as e:
             checks.append(Check(f"model {name}", "fail", str(e),
-                                f"`git checkout -- models/{entry['file']}` in the vbg source "
-                                f"tree (models dir here: {models_dir()}), or reinstall vbg"))
+                                f"`git checkout -- vbg/models/bundled/{entry['file']}` in the "
+                                f"vbg source tree (models dir here: {models_dir()}), or "
+                                "reinstall vbg"))
     return checks
 
 

@@ -27,19 +27,19 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from vbg.backgrounds import BUNDLED_DIR
 from vbg.capture import Source, SourceInfo
+from vbg.data import data_path
 from vbg.errors import ConfigError, VbgError
 from vbg.live import config
 
-ROOT = Path(__file__).resolve().parents[2]
-PORTRAIT = ROOT / "samples" / "astronaut.png"
-SCENE = ROOT / "backgrounds" / "launch.jpg"  # the "room" behind the person in the bench clip
+PORTRAIT = data_path("samples", "astronaut.png")  # package data: works from a wheel too
+SCENE = BUNDLED_DIR / "launch.jpg"  # the "room" behind the person in the bench clip
 RING_FRAMES = 60
 DEFAULT_SIZE = "1280x720"
 STAGES = ("decode", "preprocess", "inference", "smoothing", "refine", "composite",
@@ -87,7 +87,8 @@ def _person_layer() -> tuple[np.ndarray, np.ndarray]:
     portrait = cv2.imread(str(PORTRAIT), cv2.IMREAD_COLOR)
     if portrait is None:
         raise VbgError(f"bench sample {PORTRAIT} is missing or unreadable; restore it with "
-                       "`git checkout -- samples/`, or give --source FILE")
+                       "`git checkout -- vbg/data/samples/` or reinstall vbg, or give --source "
+                       "FILE")
     low = new_segmenter("selfie", "cpu")(portrait).copy()
     matte = MatteRefiner()(portrait, low)
     return portrait, cv2.erode(matte, np.ones((5, 5), np.uint8))  # no halo of the old scene
@@ -99,7 +100,8 @@ def _scene(size: tuple[int, int]) -> np.ndarray:
     scene = cv2.imread(str(SCENE), cv2.IMREAD_COLOR)
     if scene is None:
         raise VbgError(f"bench scene {SCENE} is missing or unreadable; restore it with "
-                       "`git checkout -- backgrounds/`, or give --source FILE")
+                       "`git checkout -- vbg/backgrounds/images/` or reinstall vbg, or give "
+                       "--source FILE")
     return cover_fit(scene, size)
 
 

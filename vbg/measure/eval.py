@@ -40,6 +40,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def find_sets(root: Path) -> list[Path]:
+    if not root.exists():
+        raise ConfigError(f"--data {root}: no such folder; give a set (a folder with images/ "
+                          "and alpha/) or a folder of sets")
+    if not root.is_dir():
+        raise ConfigError(f"--data {root} is a file, not a folder: give a set (a folder with "
+                          "images/ and alpha/) or a folder of sets")
     if (root / "images").is_dir() and (root / "alpha").is_dir():
         return [root]
     sets = sorted(p for p in root.iterdir() if (p / "images").is_dir() and (p / "alpha").is_dir())
@@ -115,17 +121,39 @@ def raw_matter(model: str | None, provider: str) -> Callable:
 
 
 def still_matter(provider: str) -> Callable:
-    from vbg.still import pipeline as still
+    from vbg.still.options import StillOptions
+    from vbg.still.pipeline import StillPipeline
 
-    parser = argparse.ArgumentParser()
-    still.add_arguments(parser)
-    args = parser.parse_args(["unused.jpg", "-o", "unused.png", "--provider", provider])
-    pipe = still.StillPipeline(args)
+    pipe = StillPipeline(StillOptions(provider=provider))
 
     def matte(frame: np.ndarray, t: float, first: bool) -> np.ndarray:
         return pipe.matte(frame, None)
 
     return matte
+
+
+def usable_items(set_dir: Path, items: list) -> tuple[list, list[str]]:
+    """The pairs that can be scored, and one line per image left out (no ground truth, an
+    unreadable file, or ground truth of another size than its image)."""
+    skipped = [f"{p.relative_to(set_dir)}: no ground truth alpha/{p.stem}.png"
+               for p in sorted((set_dir / "images").iterdir())
+               if p.suffix.lower() in metrics.IMAGE_SUFFIXES
+               and p.stem not in {stem for stem, _, _ in items}]
+    kept = []
+    for item in items:
+        _stem, image_path, alpha_path = item
+        frame = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+        gt = cv2.imread(str(alpha_path), cv2.IMREAD_UNCHANGED)
+        if frame is None or gt is None:
+            bad = image_path if frame is None else alpha_path
+            skipped.append(f"{bad.relative_to(set_dir)}: not a readable image")
+        elif frame.shape[:2] != gt.shape[:2]:
+            skipped.append(f"{image_path.relative_to(set_dir)}: ground truth "
+                           f"{alpha_path.relative_to(set_dir)} is {gt.shape[1]}x{gt.shape[0]}, "
+                           f"the image {frame.shape[1]}x{frame.shape[0]}")
+        else:
+            kept.append(item)
+    return kept, skipped
 
 
 def evaluate_set(matte: Callable, items: list, sequence: bool, fps: float) -> dict[str, Any]:
@@ -157,7 +185,9 @@ def run(args: argparse.Namespace) -> int:
     sets = find_sets(args.data)
     results = []
     for set_dir in sets:
-        items = metrics.load_set(set_dir)
+        items, skipped = usable_items(set_dir, metrics.load_set(set_dir))
+        for line in skipped:
+            print(f"vbg eval: skipping {set_dir.name}/{line}", file=sys.stderr)
         if not items:
             raise ConfigError(f"{set_dir}: no image/alpha pairs with matching names")
         sequence = is_sequence(items)

@@ -6,16 +6,19 @@ import hashlib
 import json
 import os
 from functools import cache
+from importlib import resources
 from pathlib import Path
 
 from vbg.errors import ModelError
 
-REPO_MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+# The bundled models, their manifest, NOTICE and licence: package data (vbg/models/bundled/).
+BUNDLED_MODELS_DIR = Path(os.fspath(resources.files("vbg.models") / "bundled"))
+REPO_MODELS_DIR = BUNDLED_MODELS_DIR  # the name tests and tools have used for it
 
 
 def models_dir() -> Path:
-    """Bundled models: $VBG_MODELS_DIR or the repository's models/ folder."""
-    return Path(os.environ.get("VBG_MODELS_DIR", REPO_MODELS_DIR))
+    """Bundled models: $VBG_MODELS_DIR, else the package's own copy (vbg/models/bundled/)."""
+    return Path(os.environ.get("VBG_MODELS_DIR", BUNDLED_MODELS_DIR))
 
 
 def user_models_dir() -> Path:
@@ -39,7 +42,8 @@ def manifest() -> dict[str, dict]:
         return json.loads(path.read_text())
     except FileNotFoundError:
         raise ModelError(
-            f"model manifest {path} is missing; restore it with `git checkout -- models/`"
+            f"model manifest {path} is missing; restore it with `git checkout -- "
+            "vbg/models/bundled/` (a checkout) or reinstall vbg"
         ) from None
     except (OSError, ValueError) as e:
         raise ModelError(f"model manifest {path} cannot be read: {e}") from None
@@ -52,7 +56,8 @@ def verified_path(name: str) -> Path:
         raise ModelError(f"unknown model {name!r}; bundled models: {', '.join(sorted(entries))}")
     entry = entries[name]
     path = models_dir() / entry["file"]
-    verify_file(path, entry["sha256"], restore=f"git checkout -- models/{entry['file']}")
+    verify_file(path, entry["sha256"], restore=f"git checkout -- vbg/models/bundled/"
+                f"{entry['file']}` (a checkout) or `pip install --force-reinstall vbg")
     return path
 
 

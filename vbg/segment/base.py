@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -41,8 +42,18 @@ def available() -> list[str]:
 
 
 def new_segmenter(name: str = "selfie-landscape", provider: str = "auto",
-                  threads: int | None = None) -> Segmenter:
-    """Build segmenter `name`; callers only ever see the Segmenter protocol."""
+                  threads: int | None = None, **options: Any) -> Segmenter:
+    """Build segmenter `name`; `options` are its constructor's own (e.g. RVM's `internal` long
+    side); callers only ever see the Segmenter protocol. ModelError for an unknown name or
+    option."""
     if name not in _REGISTRY:
         raise ModelError(f"unknown model {name!r}; choose one of {', '.join(available())}")
-    return _REGISTRY[name](provider=provider, threads=threads)
+    factory = _REGISTRY[name]
+    try:
+        inspect.signature(factory).bind(provider=provider, threads=threads, **options)
+    except TypeError:
+        known = [p for p in inspect.signature(factory).parameters if p not in ("provider",
+                                                                               "threads")]
+        raise ModelError(f"model {name!r} has no option {', '.join(sorted(options))}; its "
+                         f"options: {', '.join(known) or 'none'}") from None
+    return factory(provider=provider, threads=threads, **options)

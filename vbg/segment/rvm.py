@@ -105,5 +105,6 @@ class RvmSegmenter:
 
 
 @register("rvm")
-def _rvm(provider: str = "auto", threads: int | None = None) -> RvmSegmenter:
-    return RvmSegmenter(provider, threads)
+def _rvm(provider: str = "auto", threads: int | None = None, internal: int = 640,
+         max_side: int = 1280) -> RvmSegmenter:
+    return RvmSegmenter(provider, threads, internal=internal, max_side=max_side)

@@ -40,5 +40,16 @@ class NullSink:
             cv2.cvtColor(self._adapter(frame), cv2.COLOR_BGR2YUV_I420, dst=self._i420)
         self.frames_written += 1
 
+    takes_i420 = True  # as the v4l2loopback camera: the final pass can hand over I420
+
+    def write_i420(self, planes: np.ndarray, timestamp: float | None = None) -> None:
+        """A frame the final pass already wrote in I420: nothing left to convert."""
+        if self._i420 is None:
+            raise SinkError("null sink: write_i420() before open()")
+        if planes.shape != self._i420.shape:
+            raise SinkError(f"null sink: I420 planes {planes.shape}, opened for "
+                            f"{self._i420.shape}")
+        self.frames_written += 1
+
     def close(self) -> None:
         self._adapter = None

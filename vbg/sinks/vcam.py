@@ -10,9 +10,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from vbg.data import data_path
+
 LABEL = "VBG Camera"
 MODPROBE_OPTIONS = f'devices=1 video_nr=10 card_label="{LABEL}" exclusive_caps=1 max_buffers=2'
-CONFIGS_DIR = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS_DIR = data_path("system")  # copies of configs/ shipped as package data (wheels too)
 
 _VIDIOC_QUERYCAP = 0x80685600  # _IOR('V', 0, struct v4l2_capability), 104 bytes
 _CAP_VIDEO_CAPTURE = 0x00000001

@@ -1,0 +1,130 @@
+"""`vbg still` flags: parsed into StillOptions and planned jobs, then run by vbg.still.run."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from vbg.errors import ConfigError
+from vbg.imageio import WRITE_FORMATS
+from vbg.still.idphoto import PRESETS
+from vbg.still.jobs import FOLDER_FORMATS, is_single, plan_jobs
+from vbg.still.options import RVM_CONTRAST, StillOptions
+from vbg.still.run import run_jobs
+from vbg.still.segmenter import FALLBACK_MODELS, PhotoMatter
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="*", type=Path, metavar="INPUT",
+                   help="image files or folders (jpg, jpeg, png, webp, bmp, tif, tiff inside)")
+    p.add_argument("-o", "--output", type=Path, metavar="OUTPUT",
+                   help="output file for one input file (png, webp, jpg with a background), "
+                        "else a folder (created) that receives <name>.<format> per input; "
+                        "inputs sharing a name stem get their full name: a.jpg.png, a.png.png")
+    p.add_argument("-r", "--recursive", action="store_true",
+                   help="also take images in sub-folders; outputs keep the relative paths")
+    p.add_argument("--format", choices=FOLDER_FORMATS, type=str.lower,
+                   help="output format in folder mode (default: png; jpg for --id-photo); "
+                        "webp keeps transparency, jpg cannot")
+    p.add_argument("--quality", type=int, metavar="Q",
+                   help="jpg/webp quality 1-100 (default 95)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="skip inputs whose output file already exists")
+    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
+                   help="worker processes (default 1); each uses cores/N threads")
+    bg = p.add_mutually_exclusive_group()
+    bg.add_argument("--background", type=Path, metavar="IMG",
+                    help="put the person on this image, or on a bundled one: studio, space, "
+                         "launch (default: transparent cut-out)")
+    bg.add_argument("--color", metavar="C",
+                    help="solid colour: #rrggbb, r,g,b or a name (white, blue, red, ...)")
+    bg.add_argument("--blur", type=int, metavar="N", help="blur the real background (1-100)")
+    p.add_argument("--matte", type=Path, metavar="FILE_OR_DIR",
+                   help="also write the alpha matte (8-bit grey PNG): a file for one input, "
+                        "else a folder")
+    p.add_argument("--model", default="auto", metavar="NAME[,NAME]",
+                   help="segmentation model(s), averaged; auto (default): rvm when installed "
+                        f"(`vbg models pull rvm`), else {','.join(FALLBACK_MODELS)}")
+    p.add_argument("--provider", choices=["auto", "cuda", "cpu"], default="auto",
+                   help="inference provider (default: auto)")
+    g = p.add_argument_group("matte refinement (defaults: the refiner's)")
+    g.add_argument("--alpha-threshold", dest="alpha_threshold", type=float, metavar="T",
+                   help="alpha at which the matte is half transparent (0-1)")
+    g.add_argument("--contrast", type=float, metavar="K",
+                   help=f"slope of the alpha curve (>0; default {RVM_CONTRAST:g} with rvm, which "
+                        "keeps hair soft, else 3)")
+    g.add_argument("--erode", type=int, metavar="PX", help="shrink the matte (negative grows it)")
+    g.add_argument("--feather", type=int, metavar="PX", help="blur the matte edge (px)")
+    i = p.add_argument_group("ID photos")
+    i.add_argument("--id-photo", dest="id_photo", metavar="NAME",
+                   help="make an ID photo: 1inch, 2inch, passport, us (`--id-photo list`); "
+                        "face centred, eyes level, head sized; --color sets the background "
+                        "(default white); 300 dpi")
+    i.add_argument("--allow-multiple", action="store_true",
+                   help="with several faces, use the largest (default: an error)")
+    i.add_argument("--list-presets", action="store_true", help="list the ID-photo presets")
+
+
+def options_from_args(args: argparse.Namespace) -> StillOptions:
+    """The StillOptions the flags ask for (ConfigError for values out of range)."""
+    return StillOptions(
+        model=args.model, provider=args.provider, background=args.background, color=args.color,
+        blur=args.blur, id_photo=args.id_photo, allow_multiple=bool(args.allow_multiple),
+        alpha_threshold=args.alpha_threshold, contrast=args.contrast, erode=args.erode,
+        feather=args.feather, quality=args.quality)
+
+
+def output_format(args: argparse.Namespace) -> str:
+    """The folder-mode output extension: --format, else jpg for ID photos, else png."""
+    return args.format or ("jpg" if args.id_photo else "png")
+
+
+def check_flags(args: argparse.Namespace, options: StillOptions, single: bool) -> None:
+    """Refuse flag combinations that cannot work, before anything is read or created."""
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: use 1 or more worker processes")
+    if args.id_photo and args.matte is not None:
+        raise ConfigError("--matte cannot be combined with --id-photo (ID photos have a solid "
+                          "background: choose it with --color)")
+    suffix = args.output.suffix.lower() if single else f".{output_format(args)}"
+    fmt = WRITE_FORMATS.get(suffix)
+    if single and args.format and fmt != WRITE_FORMATS[f".{args.format}"]:
+        raise ConfigError(f"--format {args.format} does not match -o {args.output}: the "
+                          "extension of a single output file sets its format")
+    if not single and options.cutout and fmt == "JPEG":
+        raise ConfigError("--format jpg cannot store the transparent cut-out; use png or webp "
+                          "(both keep transparency), or choose --background, --color or --blur")
+    if args.quality is not None and fmt not in ("JPEG", "WEBP"):
+        raise ConfigError(f"--quality applies to jpg and webp output only, not "
+                          f"{suffix.lstrip('.') or 'this output'} (lossless)")
+
+
+def list_presets() -> str:
+    """The ID-photo presets, one per line: name, pixels, print size, what they follow."""
+    lines = []
+    for p in PRESETS.values():
+        mm = f"{p.width / p.dpi * 25.4:.0f}x{p.height / p.dpi * 25.4:.0f} mm"
+        lines.append(f"{p.name:9s} {p.width}x{p.height} px at {p.dpi} dpi ({mm})  {p.source}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace, segmenter: PhotoMatter | None = None) -> int:
+    """`vbg still`: 0 all done, 1 some inputs failed, ConfigError (exit 2) for unusable flags;
+    `segmenter` replaces the one --model names (tests, callers with their own model)."""
+    if args.list_presets or args.id_photo == "list":
+        print(list_presets())
+        return 0
+    if not args.inputs:
+        raise ConfigError("no input: give image files or folders (vbg still IN... -o OUT)")
+    if args.output is None:
+        raise ConfigError("no output: give -o FILE for one image or -o FOLDER")
+    started = time.monotonic()
+    single = is_single(args.inputs, args.output)
+    options = options_from_args(args)
+    check_flags(args, options, single)
+    jobs, problems = plan_jobs(args.inputs, args.output, args.matte, options.cutout,
+                               output_format(args), args.recursive)
+    batch = len(jobs) + len(problems) > 1 or any(p.is_dir() for p in args.inputs)
+    return run_jobs(options, jobs, problems, workers=args.jobs, skip_existing=args.skip_existing,
+                    batch=batch, started=started, segmenter=segmenter)
