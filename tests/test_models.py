@@ -111,3 +111,27 @@ def test_segmenter_finds_a_person(shared_data: Path) -> None:
     inside = alpha[gt > 127].mean()
     outside = alpha[gt <= 127].mean()
     assert inside > 0.5 > outside
+
+
+def test_models_remove_deletes_the_downloaded_rvm_only(tmp_path: Path, monkeypatch,
+                                                       capsys) -> None:
+    from vbg.cli import main
+    from vbg.segment.rvm import RVM_FILE, rvm_installed
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = models.user_models_dir()
+    folder.mkdir(parents=True)
+    (folder / RVM_FILE).write_bytes(b"weights")
+    (folder / "rvm_LICENSE.txt").write_text("GPL-3.0")
+    (folder / "other.onnx").write_bytes(b"not ours to remove")
+    assert rvm_installed()
+    assert main(["models", "remove", "rvm"]) == 0
+    assert "removed rvm" in capsys.readouterr().out
+    assert not rvm_installed() and not (folder / "rvm_LICENSE.txt").exists()
+    assert (folder / "other.onnx").exists()
+    assert main(["models", "remove", "rvm"]) == 0  # again: says so, nothing else
+    assert "not installed" in capsys.readouterr().out
+    assert main(["models", "remove", "selfie"]) == 2
+    err = capsys.readouterr().err
+    assert "bundled models are part of vbg" in err and err.count("\n") == 1
+    assert all(p.is_file() for p in models.REPO_MODELS_DIR.glob("*.onnx"))

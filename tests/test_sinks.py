@@ -392,3 +392,62 @@ def test_virtual_camera_pixel_format_is_checked_and_bgr_elsewhere(recorder):
     with pytest.raises(SinkError, match="BGR camera"):
         sink.write_i420(np.zeros((72, 64), np.uint8))
     sink.close()
+
+
+# -- an existing output is replaced only by a complete file (issue 16 item 2) -------------------
+
+def test_an_existing_output_is_replaced_only_when_the_run_stops_cleanly(tmp_path):
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"yesterday's good recording")
+    sink = VideoFileSink(path)
+    sink.open(64, 48, 25.0)
+    for frame in frames(5):
+        sink.write(frame)
+        assert path.read_bytes() == b"yesterday's good recording"  # still the old file
+    sink.close()
+    assert len(read_video(path)) == 5 and partials(tmp_path) == []
+
+
+def test_a_run_that_fails_leaves_the_existing_output_as_it_was(tmp_path):
+    path = tmp_path / "out.mp4"
+    path.write_bytes(b"yesterday's good recording")
+    sink = VideoFileSink(path)
+    sink.open(64, 48, 25.0)
+    sink.write(frames(1)[0])
+    with pytest.raises(RuntimeError):
+        try:
+            raise RuntimeError("the segmenter crashed")
+        finally:
+            sink.close()  # as Pipeline.close() runs it, while the error unwinds
+    assert path.read_bytes() == b"yesterday's good recording"
+    assert partials(tmp_path) == []
+
+
+def test_a_stopped_run_keeps_what_it_wrote(tmp_path):
+    path = tmp_path / "out.mp4"
+    sink = VideoFileSink(path)
+    sink.open(64, 48, 25.0)
+    for frame in frames(3):
+        sink.write(frame)
+    with pytest.raises(KeyboardInterrupt):
+        try:
+            raise KeyboardInterrupt
+        finally:
+            sink.close()  # Ctrl-C is a stop, not a failure
+    assert len(read_video(path)) == 3
+
+
+def test_temporary_files_of_killed_runs_are_removed(tmp_path):
+    import subprocess
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    stale = tmp_path / f".out.{int(dead.stdout)}.partial.mp4"
+    stale.write_bytes(b"half a video")
+    unrelated = tmp_path / ".other.123.partial.mp4"
+    unrelated.write_bytes(b"not ours")
+    sink = VideoFileSink(tmp_path / "out.mp4")
+    sink.open(64, 48, 25.0)
+    sink.write(frames(1)[0])
+    sink.close()
+    assert not stale.exists() and unrelated.exists()

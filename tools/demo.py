@@ -61,16 +61,19 @@ def main() -> int:
     vbg("still", str(portrait), "-o", str(OUT / "astronaut-cutout.png"),
         "--matte", str(OUT / "astronaut-matte.png"))
     vbg("still", str(portrait), "-o", str(OUT / "astronaut-space.jpg"),
-        "--background", str(ROOT / "backgrounds" / "space.jpg"))
+        "--background", "space.jpg")  # a bundled background, by name
     print("demo 2/2: live pipeline on a real talking-head clip, paced like a 30 fps camera",
           flush=True)
     clip = fetch_clip()
-    vbg("--camera", str(clip), "--background", str(ROOT / "backgrounds" / "studio.png"),
+    vbg("--camera", str(clip), "--background", "studio.png",
         "--output", str(OUT / "live.mp4"), "--matte-output", str(OUT / "live-matte.mp4"),
         "--stats", "-v")
     print(f"demo: done. Results in {OUT.relative_to(ROOT)}/: astronaut-cutout.png (RGBA cut-out),"
           " astronaut-matte.png, astronaut-space.jpg, live.mp4 (composited clip),"
           " live-matte.mp4 (its matte).")
+    print("demo: `vbg` itself lives in .venv/bin. To run it as `vbg`: `source .venv/bin/activate`"
+          " (this shell), or `make install` (a launcher in ~/.local/bin, what configs/vbg.service"
+          " runs), or `pipx install .`.")
     return 0
 
 

@@ -5,9 +5,9 @@ __version__ = "0.1.0"
 import importlib as _importlib
 import os as _os
 
-# numba's OpenMP worker threads must wait passively: spinning burned 2.5-3x the CPU of the work
-# itself per frame here (and onnxruntime's spinning is turned off for the same reason). This
-# only takes effect before the first parallel kernel runs, hence here.
+# numba's OpenMP worker threads must wait passively: spinning costs several times the CPU of
+# the work itself (docs/decisions.md, "numba's threads wait passively"). This only takes
+# effect before the first parallel kernel runs, hence here.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # numba keeps compiled kernels in a per-user folder (~/.cache/vbg/numba), not next to the

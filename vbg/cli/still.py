@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 
 from vbg.errors import ConfigError
-from vbg.imageio import WRITE_FORMATS
+from vbg.imageio import MAX_PIXELS, WRITE_FORMATS, parse_pixels
 from vbg.still.idphoto import PRESETS
 from vbg.still.jobs import FOLDER_FORMATS, is_single, plan_jobs
 from vbg.still.options import RVM_CONTRAST, StillOptions
 from vbg.still.run import run_jobs
-from vbg.still.segmenter import FALLBACK_MODELS, PhotoMatter
+from vbg.still.segmenter import FALLBACK_MODELS, PhotoMatter, models_line
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "webp keeps transparency, jpg cannot")
     p.add_argument("--quality", type=int, metavar="Q",
                    help="jpg/webp quality 1-100 (default 95)")
+    p.add_argument("--max-pixels", type=_pixel_count, metavar="N",
+                   help="refuse photos larger than this, unread (default "
+                        f"{MAX_PIXELS / 1e6:.0f}M, a decompression-bomb guard); e.g. 150M for "
+                        "108-megapixel phone photos")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose output file already exists")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
@@ -66,13 +70,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--list-presets", action="store_true", help="list the ID-photo presets")
 
 
+def _pixel_count(text: str) -> int:
+    try:
+        return parse_pixels(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a pixel count such as 150M or "
+                                         "150000000") from None
+
+
 def options_from_args(args: argparse.Namespace) -> StillOptions:
     """The StillOptions the flags ask for (ConfigError for values out of range)."""
     return StillOptions(
         model=args.model, provider=args.provider, background=args.background, color=args.color,
         blur=args.blur, id_photo=args.id_photo, allow_multiple=bool(args.allow_multiple),
         alpha_threshold=args.alpha_threshold, contrast=args.contrast, erode=args.erode,
-        feather=args.feather, quality=args.quality)
+        feather=args.feather, quality=args.quality, max_pixels=args.max_pixels)
 
 
 def output_format(args: argparse.Namespace) -> str:
@@ -126,5 +138,8 @@ def run(args: argparse.Namespace, segmenter: PhotoMatter | None = None) -> int:
     jobs, problems = plan_jobs(args.inputs, args.output, args.matte, options.cutout,
                                output_format(args), args.recursive)
     batch = len(jobs) + len(problems) > 1 or any(p.is_dir() for p in args.inputs)
+    if jobs:
+        print(models_line(options.model) if segmenter is None
+              else f"vbg: model {segmenter.name}", flush=True)  # stdout: stderr is for problems
     return run_jobs(options, jobs, problems, workers=args.jobs, skip_existing=args.skip_existing,
                     batch=batch, started=started, segmenter=segmenter)

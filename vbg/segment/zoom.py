@@ -93,6 +93,8 @@ class TrackedSegmenter:
         self._full = np.zeros((self._ch, self._cw), np.float32)
         self._mirrored = np.zeros((self._ch, self._cw), np.float32)
         self._flipped: np.ndarray | None = None  # frame-sized, only for inners without mirror=
+        self._net_in: np.ndarray | None = None  # the crop at the zoom network's input size
+        self._net_out: np.ndarray | None = None  # its two passes averaged
         grid = min(1.0, self.output / max(fw, fh))
         self._result = np.zeros((max(2, round(fh * grid)), max(2, round(fw * grid))), np.float32)
         self._frame_size = (fw, fh)
@@ -136,6 +138,10 @@ class TrackedSegmenter:
         cx1, cy1 = max(cx0 + 1, round(x1 * s)), max(cy0 + 1, round(y1 * s))
         dst = self._out[cy0:cy1, cx0:cx1]
         size = (cx1 - cx0, cy1 - cy0)
+        if self.mirror and getattr(self.zoom, "mirrors", False):
+            self._both_ways(frame[y0:y1, x0:x1], size, dst)
+            self.zoomed += 1
+            return self._finish(self._out)
         cv2.resize(self.zoom(frame[y0:y1, x0:x1]), size, dst=dst,
                    interpolation=cv2.INTER_LINEAR)
         if self.mirror:
@@ -146,6 +152,20 @@ class TrackedSegmenter:
             dst *= 0.5
         self.zoomed += 1
         return self._finish(self._out)
+
+    def _both_ways(self, crop: np.ndarray, size: tuple[int, int], dst: np.ndarray) -> None:
+        """The crop's plain and mirrored passes from one resize of the crop, averaged at the
+        network's size, then one resize onto the canvas (the same pixels as two resizes and
+        an average there, as bilinear sampling is symmetric, for ~0.2 ms less per frame)."""
+        w, h = self.zoom.input_size
+        if self._net_in is None or self._net_in.shape[:2] != (h, w):
+            self._net_in = np.empty((h, w, 3), np.uint8)  # once per network size
+            self._net_out = np.empty((h, w), np.float32)
+        cv2.resize(crop, (w, h), dst=self._net_in, interpolation=cv2.INTER_CUBIC)
+        plain = self.zoom(self._net_in)  # its own resize is now a same-size copy
+        np.add(plain, self.zoom(self._net_in, mirror=True)[:, ::-1], out=self._net_out)
+        self._net_out *= 0.5
+        cv2.resize(self._net_out, size, dst=dst, interpolation=cv2.INTER_LINEAR)
 
     def _finish(self, merged: np.ndarray) -> np.ndarray:
         """The merged canvas at the output grid; the person's box to follow."""

@@ -1,9 +1,12 @@
-"""Video files of the result and of the matte, written atomically with cv2.VideoWriter."""
+"""Video files of the result and of the matte, written atomically with cv2.VideoWriter: frames
+go to a temporary file in the same folder, renamed over the target only on a clean stop."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import sys
 from pathlib import Path
 
 import cv2
@@ -24,9 +27,40 @@ CODECS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _temp_path(path: Path) -> Path:
+def _temp_path(path: Path, pid: int | None = None) -> Path:
     # Same folder (os.replace stays atomic) and same extension (FFmpeg picks the container by it).
-    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+    return path.with_name(f".{path.stem}.{os.getpid() if pid is None else pid}.partial"
+                          f"{path.suffix}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Temporary files of `path` that killed runs (their process is gone) left behind."""
+    pattern = re.compile(rf"\.{re.escape(path.stem)}\.(\d+)\.partial{re.escape(path.suffix)}")
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in path.parent.iterdir():
+            match = pattern.fullmatch(entry.name)
+            if match and int(match.group(1)) != os.getpid() and not _alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def _failing() -> bool:
+    """close() runs while an error (not a stop: Ctrl-C, exit) unwinds the run."""
+    error = sys.exc_info()[1]
+    return error is not None and not isinstance(error, KeyboardInterrupt | SystemExit)
 
 
 class _VideoWriterSink:
@@ -67,6 +101,7 @@ class _VideoWriterSink:
 
     def open(self, width: int, height: int, fps: float, channels: int = 3) -> None:
         self._check_folder()
+        remove_stale_temps(self.path)
         codecs = self._codecs()
         out_w, out_h = even_size(width, height, self.name)
         params = [cv2.VIDEOWRITER_PROP_IS_COLOR, 0 if self.grey else 1]
@@ -100,8 +135,24 @@ class _VideoWriterSink:
         with contextlib.suppress(FileNotFoundError):
             self._tmp.unlink()
 
-    def close(self) -> None:
+    def discard(self) -> None:
+        """Stop writing and drop the temporary file: an existing output stays as it was."""
         if self._writer is None:
+            return
+        writer, self._writer = self._writer, None
+        writer.release()
+        self._remove_temp()
+        kept = " (the existing file is unchanged)" if self.path.exists() else ""
+        log.warning("%s: the run failed; its %d frames were discarded%s", self.name,
+                    self.frames_written, kept)
+
+    def close(self) -> None:
+        """Finish the file and rename it over the target; while an error unwinds the run
+        (not a stop), discard() instead."""
+        if self._writer is None:
+            return
+        if _failing():
+            self.discard()
             return
         writer, self._writer = self._writer, None
         writer.release()

@@ -43,6 +43,7 @@ class StillOptions:
     erode: int | None = None  # px; negative grows the matte
     feather: int | None = None  # >= 0 px: blur of the matte edge
     quality: int | None = None  # 1-100, jpg/webp output
+    max_pixels: int | None = None  # larger photos are refused unread (None: imageio.MAX_PIXELS)
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -63,6 +64,8 @@ class StillOptions:
         if len(chosen) > 1:
             raise ConfigError(f"{chosen[0]} and {chosen[1]} cannot be combined: choose one "
                               "background")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise ConfigError(f"--max-pixels {self.max_pixels}: use a positive pixel count")
         if self.quality is not None and not 1 <= self.quality <= 100:
             raise ConfigError(f"--quality {self.quality}: use a value from 1 to 100")
         self.refine_params()  # the matte refinement flags, checked now

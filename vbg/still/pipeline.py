@@ -111,8 +111,9 @@ class StillPipeline:
 
     def process(self, job: Job) -> None:
         """Read job.source, write job.output (and job.matte); no output left behind on error."""
-        bgr, alpha_in, info = read_image(job.source)
+        bgr, alpha_in, info = read_image(job.source, max_pixels=self.options.max_pixels)
         result, matte = self.render(bgr, alpha_in)
+        del bgr, alpha_in  # a big photo's own pixels are not needed while the results are written
         dpi: tuple[float, float] | None = info.dpi
         if self.id_photo is not None:
             dpi = (self.id_photo.preset.dpi,) * 2

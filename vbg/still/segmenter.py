@@ -44,6 +44,18 @@ def model_names(text: str) -> list[str]:
     return names
 
 
+def models_line(text: str) -> str:
+    """One line saying which model(s) `--model text` uses, and why when `auto` chose."""
+    names = model_names(text)
+    used = f"vbg: model{'s' * (len(names) > 1)} {'+'.join(names)}"
+    if text.strip() != "auto":
+        return used
+    if names == ["rvm"]:
+        return (f"{used} (--model auto: RVM is installed; --model {','.join(FALLBACK_MODELS)} "
+                "for the bundled pair, `vbg models remove rvm` to go back to it)")
+    return f"{used} (--model auto: the bundled pair; `vbg models pull rvm` adds RVM)"
+
+
 class PhotoSegmenter:
     """Photo alpha: models averaged (selfie ones with mirror passes), again on the people's box."""
 

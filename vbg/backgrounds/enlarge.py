@@ -1,0 +1,71 @@
+"""Bilinear enlargement of a small picture (the blurred background) in two passes."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from numba import njit, prange, types
+
+_IMAGE_OUT = types.Array(types.uint8, 3, "C")
+_WIDE_IN = types.Array(types.uint8, 3, "C", readonly=True)
+_ROWS = types.Array(types.int32, 1, "C", readonly=True)
+_ROW_WEIGHTS = types.Array(types.uint16, 1, "C", readonly=True)
+
+
+@njit(_IMAGE_OUT(_WIDE_IN, _ROWS, _ROWS, _ROW_WEIGHTS, _IMAGE_OUT), parallel=True, fastmath=True,
+      cache=True)
+def _enlarge_rows(wide, y0, y1, wy, out):  # pragma: no cover - compiled
+    """out row y = round(wide[y0] * (256 - wy) + wide[y1] * wy) / 256 (the vertical pass)."""
+    height, width = out.shape[:2]
+    wide_rows = wide.reshape(wide.shape[0], width * 3)
+    out_rows = out.reshape(height, width * 3)
+    for y in prange(height):
+        w1 = np.uint16(wy[y])
+        w0 = np.uint16(256) - w1
+        top, bottom = wide_rows[y0[y]], wide_rows[y1[y]]
+        for i in range(width * 3):
+            value = w0 * np.uint16(top[i]) + w1 * np.uint16(bottom[i]) + np.uint16(128)
+            out_rows[y, i] = np.uint8(value >> np.uint16(8))
+    return out
+
+
+def row_taps(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bilinear source rows and weights in 1/256 (half-pixel centres, as cv2 INTER_LINEAR)."""
+    pos = np.clip((np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5, 0.0, src - 1)
+    lo = np.floor(pos).astype(np.int32)
+    hi = np.minimum(lo + 1, src - 1).astype(np.int32)
+    return lo, hi, np.round((pos - lo) * 256).astype(np.uint16)
+
+
+class Enlarger:
+    """Bilinear enlargement of a small BGR image in two passes: cv2 along x into a buffer
+    with the small image's rows, then along y one output row at a time (`_enlarge_rows`, or
+    fused into the compositor's blend so the full-size background is never written)."""
+
+    def __init__(self) -> None:
+        self._key: tuple[int, int, int, int] | None = None
+        self._last: np.ndarray | None = None
+
+    def rows(self, small: np.ndarray, size: tuple[int, int], same: bool = False):
+        """(wide, y0, y1, wy): `small` enlarged along x to width size[0], and the row taps;
+        `same`: `small` is the picture of the last call, unchanged (its rows are reused)."""
+        width, height = size
+        key = (small.shape[1], small.shape[0], width, height)
+        if same and key == self._key and small is self._last:
+            return self._wide, self._y0, self._y1, self._wy
+        self._last = small
+        if key != self._key:
+            # Hot path: the buffer and tables are made once per (small, frame) size.
+            self._wide = np.empty((small.shape[0], width, 3), np.uint8)
+            self._y0, self._y1, self._wy = row_taps(height, small.shape[0])
+            self._key = key
+        cv2.resize(small, (width, small.shape[0]), dst=self._wide,
+                   interpolation=cv2.INTER_LINEAR)
+        return self._wide, self._y0, self._y1, self._wy
+
+    def __call__(self, small: np.ndarray, size: tuple[int, int],
+                 out: np.ndarray | None = None) -> np.ndarray:
+        """`small` enlarged to size (w, h), into `out` if given."""
+        if out is None:
+            out = np.empty((size[1], size[0], 3), np.uint8)
+        return _enlarge_rows(*self.rows(np.ascontiguousarray(small), size), out)
