@@ -1,5 +1,5 @@
 # Two commands on a fresh machine with Python 3.11+ and make: `make demo`, `make test`.
-# `make setup ORT=cpu`: onnxruntime (CPU only, ~17 MB) instead of onnxruntime-gpu (~340 MB).
+# `make setup ORT=cpu`: onnxruntime (CPU only, 78 MB installed) instead of onnxruntime-gpu (340 MB).
 # `make install`: a `vbg` launcher in ~/.local/bin (BIN=...) running this checkout's .venv.
 PYTHON ?= python3
 VENV := .venv

@@ -322,3 +322,37 @@ def test_live_blur_recomputes_at_once_when_the_room_changes() -> None:
     never.prepare(frame, alpha)
     never.prepare(frame, alpha)
     assert not never.reused
+
+
+def test_bundled_backgrounds_by_name_and_old_checkout_path(tmp_path: Path, monkeypatch) -> None:
+    from vbg.backgrounds import BUNDLED_DIR, bundled_background, bundled_names, find_background
+
+    assert bundled_names() == ["launch.jpg", "space.jpg", "studio.png"]
+    studio = BUNDLED_DIR / "studio.png"
+    assert bundled_background("studio") == bundled_background("studio.png") == studio
+    monkeypatch.chdir(tmp_path)  # no backgrounds/ folder here: the bundled one is found
+    assert find_background("backgrounds/studio.png") == studio
+    own = tmp_path / "studio.png"
+    own.write_bytes(studio.read_bytes())
+    assert find_background("studio.png") == Path("studio.png")  # an existing file comes first
+    reference = ImageBackground(studio).prepare(np.zeros((90, 160, 3), np.uint8), None)
+    for given in ("studio", "backgrounds/studio.png"):
+        fitted = ImageBackground(given).prepare(np.zeros((90, 160, 3), np.uint8), None)
+        np.testing.assert_array_equal(fitted, reference)
+    with pytest.raises(BackgroundError, match=r"not found: check the path, or name a bundled"):
+        ImageBackground("nope.jpg")
+    with pytest.raises(BackgroundError, match="no bundled background 'nope'"):
+        bundled_background("nope")
+
+
+def test_image_background_from_an_array() -> None:
+    picture = np.zeros((20, 40, 3), np.uint8)
+    picture[:, 20:] = (0, 0, 255)
+    fitted = ImageBackground(picture).prepare(np.zeros((10, 20, 3), np.uint8), None)
+    assert fitted.shape == (10, 20, 3) and tuple(fitted[5, 15]) == (0, 0, 255)
+    grey = ImageBackground(np.full((4, 4), 7, np.uint8)).prepare(np.zeros((4, 4, 3), np.uint8),
+                                                                 None)
+    assert np.all(grey == 7)
+    for bad in (np.zeros((4, 4, 3), np.float32), np.zeros((4, 4, 2), np.uint8)):
+        with pytest.raises(BackgroundError, match="background image array"):
+            ImageBackground(bad)

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from vbg.cli import build_parser
+from vbg.cli.live import settings_from
 from vbg.errors import ConfigError
 from vbg.live import config
-from vbg.live.build import settings_from
 
 
 def parse(*argv: str):
@@ -58,3 +58,71 @@ def test_parse_size() -> None:
     assert config.parse_size("1280x720") == (1280, 720)
     with pytest.raises(ConfigError):
         config.parse_size("big")
+
+
+def test_misspelt_key_names_the_file_and_the_closest_key(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[smoothing]\ntua = 0.3\n")
+    with pytest.raises(ConfigError, match=r"c\.toml: unknown setting 'tua' in \[smoothing\]; "
+                                          r"did you mean 'tau'\?"):
+        config.load(cfg)
+    cfg.write_text('fps = "fast"\n')
+    with pytest.raises(ConfigError, match=r"key fps = 'fast' should be a number$"):
+        config.load(cfg)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--threads", "-3"], ["threads = -3", "flag --threads", "0 (automatic) to 1024"]),
+    (["--blur-refresh", "0"], ["blur_refresh = 0", "flag --blur-refresh", "1 (every frame)"]),
+    (["--fps", "0"], ["fps = 0", "flag --fps", "more than 0"]),
+    (["--frames", "0"], ["--frames 0", "flag --frames", "1 or more"]),
+    (["--frames", "-1"], ["--frames -1", "flag --frames", "1 or more"]),
+])
+def test_out_of_range_flag_names_setting_source_and_range(argv, words) -> None:
+    with pytest.raises(ConfigError) as e:
+        settings_from(parse(*argv))
+    for word in words:
+        assert word in str(e.value)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[smoothing]\ntau = -1\n", ["smoothing.tau = -1", "key [smoothing] tau", "0 to 10"]),
+    ("fps = 0\n", ["fps = 0", "key fps", "more than 0"]),
+    ("[refine]\nalpha_threshold = 1.5\n", ["refine.alpha_threshold = 1.5", "0 to 1"]),
+])
+def test_out_of_range_file_value_names_the_file_and_key(tmp_path: Path, text, words) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        settings_from(parse("--config", str(cfg)))
+    message = str(e.value)
+    assert f"file {cfg}" in message and "flag" not in message
+    for word in words:
+        assert word in message
+
+
+def test_cli_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
+    from vbg.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[smoothing]\ntau = -1\n")
+    assert main(["--config", str(cfg)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "smoothing.tau" in err[0] and str(cfg) in err[0]
+
+
+def test_every_default_key_has_a_flag_that_sets_it() -> None:
+    from vbg.cli.live import LIVE_KEYS
+
+    defaults = config.load()
+    keys = {f"{k}.{n}" if isinstance(v, dict) else k
+            for k, v in defaults.items() for n in (v if isinstance(v, dict) else [None])}
+    keys -= {"smoothing.enabled"}  # --no-smoothing sets it
+    assert keys - set(LIVE_KEYS) == set()
+    s = settings_from(parse("--smoothing-tau", "0.5", "--alpha-threshold", "0.3",
+                            "--rvm-size", "512", "--no-reuse-still", "--feather", "2"))
+    assert (s["smoothing"]["tau"], s["refine"]["alpha_threshold"], s["rvm_size"],
+            s["reuse_still"], s["refine"]["feather"]) == (0.5, 0.3, 512, False, 2)
+    with pytest.raises(ConfigError, match=r"smoothing.tau = -1 \(flag --smoothing-tau\)"):
+        settings_from(parse("--smoothing-tau", "-1"))

@@ -55,7 +55,7 @@ def test_json_agrees_with_an_independent_scorer(shared_set, tmp_path: Path,
     # Independent scorer: the bundled ONNX model through onnxruntime directly, plain numpy IoU.
     import onnxruntime as ort
 
-    sess = ort.InferenceSession("models/selfie_segmentation_landscape.onnx",
+    sess = ort.InferenceSession("vbg/models/bundled/selfie_segmentation_landscape.onnx",
                                 providers=["CPUExecutionProvider"])
     ious = []
     for k in range(6):

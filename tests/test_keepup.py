@@ -14,7 +14,7 @@ def test_a_slow_model_is_said_once_with_its_fps_and_the_faster_choice():
     for _ in range(100):
         check.add(385.0)
     assert len(lines) == 1 and check.verdict is False
-    assert "rvm reaches only 2.6 fps" in lines[0] and "the camera gives 30" in lines[0]
+    assert "rvm reaches only 2.6 fps" in lines[0] and "the output runs at 30" in lines[0]
     assert "--model selfie-landscape" in lines[0]
 
 

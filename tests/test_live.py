@@ -3,6 +3,7 @@ a network camera that dies and comes back, and signals."""
 
 from __future__ import annotations
 
+import copy
 import os
 import signal
 import subprocess
@@ -14,13 +15,20 @@ import cv2
 import numpy as np
 import pytest
 
+import vbg
+import vbg.errors
 from vbg.cli import main
+from vbg.live import build as live_build
+from vbg.live import config as live_config
+from vbg.live.pipeline import Pipeline
+from vbg.live.reload import apply_settings
 from vbg.measure.metrics import iou
 from vbg.sinks.recording import register_recording_backend
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 from mjpeg_server import MjpegServer  # noqa: E402
+from test_pipeline import FakeCapture, RecordingSink  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -183,3 +191,52 @@ def test_sighup_reloads_background_without_stopping(clip: Path, tmp_path: Path) 
     first, last = frames[5], frames[-1]  # BGR means
     assert first[0] > 150 and first[2] < 80  # "#0000ff": blue before the reload
     assert last[2] > 150 and last[0] < 80  # "#ff0000": red after it
+
+
+def test_reload_swaps_background_smoothing_refine_and_mirror_between_frames() -> None:
+    """SIGHUP's apply_settings: every changed setting reaches the stages on the next frame."""
+    old = live_config.load(None)
+    old["color"] = "#20a040"
+    sink = RecordingSink()
+    pipeline = Pipeline(FakeCapture(6, size=(96, 64)), live_build.build_stages(old), [sink],
+                        fps=30, realtime=False)
+    new = copy.deepcopy(old)
+    new["color"], new["mirror"] = "#0000ff", True
+    new["smoothing"]["tau"] = 0.5
+    new["refine"]["alpha_threshold"], new["refine"]["contrast"] = 0.3, 2.0
+    said: list[str] = []
+    seen: list[tuple] = []
+
+    def rebuild(p) -> None:
+        apply_settings(p, old, new, said.append)
+        st = p.stages
+        seen.append((list(st.compositor.background.color), st.smoother.tau,
+                     st.refiner.params.threshold, st.refiner.params.contrast, p.mirror))
+
+    pipeline.request_reload(rebuild)
+    assert pipeline.run().frames_out == 6
+    assert seen == [([255, 0, 0], 0.5, 0.3, 2.0, True)]
+    assert said == []
+
+
+def test_build_live_without_argparse_runs_reloads_and_reports_state(recorder, clip: Path
+                                                                     ) -> None:
+    recorder.clear()
+    s = live_config.load(None)
+    s.update(camera=str(clip), color="#00ff00", virtual_camera=True, on_demand=False)
+    said: list[str] = []
+    live = vbg.build_live(s, realtime=False, max_frames=12, vcam_backend="recording",
+                          log=said.append)
+    blue = copy.deepcopy(s)
+    blue["color"], blue["smoothing"]["tau"] = "#0000ff", 0.5
+    live.reload(blue)
+    stats = live.run()
+    assert stats.frames_out == 12 and len(recorder.last.frames) == 12
+    state = live.state()
+    assert state["frames_out"] == 12 and state["model"] == "selfie-landscape"
+    assert state["background"]["color"] == "#0000ff" and live.stages.smoother.tau == 0.5
+    assert "vbg: reloaded configuration" in said
+    bad = copy.deepcopy(s)
+    bad["smoothing"]["tau"] = -1.0
+    with pytest.raises(vbg.errors.ConfigError, match=r"smoothing.tau = -1"):
+        vbg.build_live(bad)

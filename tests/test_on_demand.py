@@ -3,6 +3,7 @@ virtual camera, releases the camera, keeps the device fresh, and comes back for 
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -13,10 +14,12 @@ import numpy as np
 import pytest
 
 from vbg.capture import CaptureThread, open_source
+from vbg.cli import main
 from vbg.doctor.ondemand import check_on_demand
 from vbg.live import config
 from vbg.live.build import build_stages
 from vbg.live.pipeline import Pipeline
+from vbg.measure.bench import RingSource
 from vbg.measure.idle import CountedSource, OpenCounter, measure
 from vbg.sinks import VideoFileSink, VirtualCameraSink
 from vbg.sinks.ondemand import IDLE_STATE, OnDemand, idle_card, watch_path
@@ -114,8 +117,6 @@ def test_an_unwatchable_device_keeps_running_and_says_why(tmp_path: Path) -> Non
 
 def test_bench_no_reader_figures(stages) -> None:
     clip = [np.full((120, 160, 3), 90, np.uint8)]
-    from vbg.measure.bench import RingSource
-
     figures = measure(stages, lambda: RingSource(clip, 30.0), seconds=1.0)
     assert figures["camera_open_while_idle"] is False
     assert figures["idle_frames"] >= 1
@@ -143,3 +144,10 @@ def test_doctor_says_whether_on_demand_works(tmp_path: Path) -> None:
     assert none.status == "info" and "no loopback device" in none.found
     [other] = check_on_demand(platform="win32")
     assert other.status == "info"
+
+
+def test_vbg_bench_no_reader_prints_the_figures(capsys) -> None:
+    assert main(["bench", "--no-reader", "--seconds", "0.5", "--size", "320x180", "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert figures["camera_open_while_idle"] is False
+    assert {"idle_cpu_cores", "resume_ms", "resume_ms_max", "machine"} <= set(figures)

@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 import importlib as _importlib
+import logging as _logging
 import os as _os
 
 # numba's OpenMP worker threads must wait passively: spinning costs several times the CPU of
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 if _TYPE_CHECKING:
     from vbg.api import cut_out, id_photo, matte
+    from vbg.live.session import LivePipeline, build_live
     from vbg.segment import new_segmenter
     from vbg.still.options import StillOptions
     from vbg.still.pipeline import StillPipeline
@@ -34,10 +36,12 @@ _LAZY = {
     "StillOptions": "vbg.still.options",
     "StillPipeline": "vbg.still.pipeline",
     "new_segmenter": "vbg.segment",
+    "build_live": "vbg.live.session",
+    "LivePipeline": "vbg.live.session",
 }
 
-__all__ = ["StillOptions", "StillPipeline", "__version__", "cut_out", "id_photo", "matte",
-           "new_segmenter"]
+__all__ = ["LivePipeline", "StillOptions", "StillPipeline", "__version__", "build_live",
+           "cut_out", "id_photo", "matte", "new_segmenter"]
 
 
 def __getattr__(name: str) -> object:
@@ -45,6 +49,9 @@ def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'vbg' has no attribute {name!r}")
+    from vbg import jit  # first use ever: compile the kernels, saying so (logging) as `vbg` does
+
+    jit.ensure_kernels(_logging.getLogger("vbg").warning)
     imported = _importlib.import_module(module)
     value = imported if module == f"{__name__}.{name}" else getattr(imported, name)
     globals()[name] = value

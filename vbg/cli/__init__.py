@@ -18,7 +18,7 @@ SUBCOMMANDS = {
     "bench": ("vbg.measure.bench", "measure CPU, fps and latency of the live pipeline"),
     "models": ("vbg.cli.models", "list or install models"),
 }
-LIVE_MODULE = "vbg.live.build"
+LIVE_MODULE = "vbg.cli.live"
 
 
 def _available(module: str) -> bool:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from vbg.errors import ConfigError
 from vbg.imageio import MAX_PIXELS, WRITE_FORMATS, parse_pixels
+from vbg.still.distributed import LOCAL_RAY, ray_runner
 from vbg.still.idphoto import PRESETS
 from vbg.still.jobs import FOLDER_FORMATS, is_single, plan_jobs
 from vbg.still.options import RVM_CONTRAST, StillOptions
@@ -35,8 +36,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "108-megapixel phone photos")
     p.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose output file already exists")
-    p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",
-                   help="worker processes (default 1); each uses cores/N threads")
+    p.add_argument("-j", "--jobs", type=int, metavar="N",
+                   help="worker processes (default 1); each uses cores/N threads; with --ray: "
+                        "Ray workers (default: one per CPU and 2 GB of each node)")
+    p.add_argument("--ray", nargs="?", const=LOCAL_RAY, metavar="ADDRESS",
+                   help="run on Ray (pip install 'vbg[ray]'): alone, a local Ray on this "
+                        "machine's cores; ADDRESS (auto, ray://host:10001) a cluster whose "
+                        "nodes all see the inputs and -o (a shared filesystem)")
     bg = p.add_mutually_exclusive_group()
     bg.add_argument("--background", type=Path, metavar="IMG",
                     help="put the person on this image, or on a bundled one: studio, space, "
@@ -94,7 +100,7 @@ def output_format(args: argparse.Namespace) -> str:
 
 def check_flags(args: argparse.Namespace, options: StillOptions, single: bool) -> None:
     """Refuse flag combinations that cannot work, before anything is read or created."""
-    if args.jobs < 1:
+    if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: use 1 or more worker processes")
     if args.id_photo and args.matte is not None:
         raise ConfigError("--matte cannot be combined with --id-photo (ID photos have a solid "
@@ -127,6 +133,7 @@ def run(args: argparse.Namespace, segmenter: PhotoMatter | None = None) -> int:
     if args.list_presets or args.id_photo == "list":
         print(list_presets())
         return 0
+    runner = None if args.ray is None else ray_runner(args.ray, args.jobs)  # Ray importable?
     if not args.inputs:
         raise ConfigError("no input: give image files or folders (vbg still IN... -o OUT)")
     if args.output is None:
@@ -141,5 +148,6 @@ def run(args: argparse.Namespace, segmenter: PhotoMatter | None = None) -> int:
     if jobs:
         print(models_line(options.model) if segmenter is None
               else f"vbg: model {segmenter.name}", flush=True)  # stdout: stderr is for problems
-    return run_jobs(options, jobs, problems, workers=args.jobs, skip_existing=args.skip_existing,
-                    batch=batch, started=started, segmenter=segmenter)
+    return run_jobs(options, jobs, problems, workers=args.jobs or 1,
+                    skip_existing=args.skip_existing, batch=batch, started=started,
+                    segmenter=segmenter, runner=runner)

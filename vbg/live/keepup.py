@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-MEASURE_FRAMES = 20  # frames timed before judging (after the first, which allocates)
+MEASURE_FRAMES = 8  # frames timed before judging (after the first, which allocates)
 ENOUGH = 0.9  # below this share of the frame rate the pipeline is too slow
 # The faster choice for each model, as the user would type it.
 FASTER = {
@@ -38,6 +38,6 @@ class KeepUp:
         self.verdict = reachable >= ENOUGH * self.fps
         if not self.verdict:
             self.log(f"vbg: {self.model} reaches only {reachable:.1f} fps on this machine "
-                     f"({median:.0f} ms per frame; the camera gives {self.fps:g}): frames will "
+                     f"({median:.0f} ms per frame; the output runs at {self.fps:g}): frames will "
                      f"be dropped; for the full frame rate use "
                      f"{FASTER.get(self.model, FASTEST)}")

@@ -13,6 +13,7 @@ import numpy as np
 
 from vbg.live.threads import FrameThreads
 from vbg.segment.thumbs import Thumbnailer
+from vbg.sinks.ondemand import IDLE_STATE, idle_card
 
 if TYPE_CHECKING:
     from vbg.capture import CaptureThread, Frame
@@ -93,7 +94,7 @@ class Pipeline:
     def __init__(self, capture: CaptureThread, stages: Stages, sinks: list, fps: float,
                  realtime: bool = True, max_frames: int | None = None, mirror: bool = False,
                  stats: bool = False, log=print, reuse_still: bool = True,
-                 frame_threads: int = 0) -> None:
+                 frame_threads: int = 0, on_demand: Any = None) -> None:
         self.capture = capture
         self.stages = stages
         self.sinks = sinks
@@ -109,6 +110,7 @@ class Pipeline:
         self._frame_threads_setting = frame_threads
         self.frame_threads: FrameThreads | None = None
         self._thumbnailer = Thumbnailer()  # one small copy of each frame for every stage
+        self.keep_up: Any = None  # vbg.live.keepup.KeepUp: says once if frames take too long
         self._stop = threading.Event()
         self._reload: Any = None
         self._size: tuple[int, int] | None = None  # output (w, h), fixed by the first frame
@@ -123,6 +125,11 @@ class Pipeline:
         self._no_alpha: np.ndarray | None = None
         self._flip: np.ndarray | None = None
         self._resized: np.ndarray | None = None
+        # Idle while nobody reads the virtual camera (vbg.sinks.ondemand.OnDemand), or None.
+        self.on_demand = on_demand
+        self.state = "starting"  # "running", or IDLE_STATE while idle (for --stats and status)
+        self._i420: np.ndarray | None = None  # the final pass's I420 output, for sinks taking it
+        self._i420_ready = False  # _i420 holds the frame being emitted
 
     # -- control (safe from signal handlers and other threads) --
     def stop(self) -> None:
@@ -166,6 +173,10 @@ class Pipeline:
         cpu0, frames0 = time.process_time(), 0
         while not self._done():
             self._maybe_reload()
+            if self.on_demand is not None and self.on_demand.no_reader():
+                self._sit_out()
+                next_due = time.monotonic()
+                continue
             now = time.monotonic()
             frame = self.capture.get(timeout=max(0.0, next_due + 0.5 * period - now))
             now = time.monotonic()
@@ -185,6 +196,33 @@ class Pipeline:
                 cpu1, frames1 = time.process_time(), self.stats.frames_out
                 self.log(self.summary(cpu1 - cpu0, frames1 - frames0, now - last_stats))
                 cpu0, frames0, last_stats = cpu1, frames1, now
+
+    def _sit_out(self) -> None:
+        """Nobody reads the virtual camera: release the camera, keep the device fresh with an
+        idle frame about once a second, and start the capture again when a reader opens it."""
+        od = self.on_demand
+        self.capture.stop()  # the camera is released (its light goes off)
+        self.state = IDLE_STATE
+        self.log("vbg: idle, no reader: camera released")
+        h, w = self._last_output.shape[:2]  # type: ignore[union-attr]
+        card = idle_card(w, h)
+        said = time.monotonic()
+        while not self._stop.is_set():
+            for sink in self.sinks:
+                sink.write(card, None, None)
+            if od.wait_for_reader(od.idle_frame_s):
+                break
+            if self.print_stats and time.monotonic() - said >= STATS_EVERY_S:
+                self.log(f"vbg: {IDLE_STATE}")
+                said = time.monotonic()
+        if self._stop.is_set():
+            return
+        self.capture = od.reopen()
+        for stage in (self.stages.segmenter, self.stages.smoother):
+            getattr(stage, "reset", lambda: None)()  # the scene may be another one now
+        self._last_matte = None
+        self.state = "running"
+        self.log("vbg: a reader opened the virtual camera: running")
 
     def _done(self) -> bool:
         if self._stop.is_set():
@@ -211,6 +249,7 @@ class Pipeline:
         one_pass = self._one_pass()
         small = st.refiner.guide(image, thumb) if one_pass else thumb
         self.stats.add_stage("thumbnail", (time.perf_counter() - t) * 1e3)
+        self._i420_ready = False
         if (self.still is not None and self.still.unchanged(small)
                 and self._last_matte is not None):
             # Nothing moved: the last matte still fits; only the blend is redone.
@@ -241,6 +280,8 @@ class Pipeline:
         out = self._composite(image, matte)
         t4 = time.perf_counter()
         self.frame_threads.update((t4 - t0) * 1e3)  # type: ignore[union-attr]
+        if self.keep_up is not None:
+            self.keep_up.add((t4 - t0) * 1e3)
         self._last_matte = matte
         self._last_output = out
         s = self.stats
@@ -280,7 +321,23 @@ class Pipeline:
                 self._matte = np.empty(image.shape[:2], np.uint8)  # once per frame size
             buffer = self._matte
         self._last_alpha = buffer
-        return self.stages.compositor.render(image, matte, same_scene=same_scene, matte=buffer)
+        i420 = self._i420_target(image)
+        out = self.stages.compositor.render(image, matte, same_scene=same_scene, matte=buffer,
+                                            i420=i420)
+        self._i420_ready = i420 is not None and out.ndim == 3 and out.shape[2] == 3
+        return out
+
+    def _i420_target(self, image: np.ndarray) -> np.ndarray | None:
+        """The I420 buffer the final pass also writes, when an open sink takes I420 at this
+        (even) size; else None (sinks convert the BGR output themselves)."""
+        h, w = image.shape[:2]
+        if not self._opened or h % 2 or w % 2:
+            return None
+        if not any(getattr(s, "takes_i420", False) for s in self.sinks):
+            return None
+        if self._i420 is None or self._i420.shape != (h * 3 // 2, w):
+            self._i420 = np.empty((h * 3 // 2, w), np.uint8)  # once per frame size
+        return self._i420
 
     def _media_time(self, frame: Frame) -> float:
         """Time of the frame in the scene: capture time live, position in the file otherwise
@@ -308,15 +365,23 @@ class Pipeline:
             image = self._resized
         return image
 
-    def _emit(self, out: np.ndarray, alpha: np.ndarray, timestamp: float) -> None:
+    def _emit(self, out: np.ndarray, alpha: np.ndarray, timestamp: float,
+              fresh: bool = True) -> None:
         if not self._opened:
             h, w = out.shape[:2]
             for sink in self.sinks:
                 sink.open(w, h, self.fps, out.shape[2])
             self._opened = True
+            self.state = "running"
+            if self.on_demand is not None:
+                self.on_demand.begin(self.sinks)  # after our own open of the device
         t0 = time.perf_counter()
+        i420 = self._i420 if fresh and self._i420_ready else None
         for sink in self.sinks:
-            sink.write(out, alpha, timestamp)
+            if i420 is not None and getattr(sink, "takes_i420", False):
+                sink.write_i420(i420, timestamp)
+            else:
+                sink.write(out, alpha, timestamp)
         now = time.monotonic()
         self.stats.add_stage("sink", (time.perf_counter() - t0) * 1e3)
         self.stats.latencies_ms.append((now - timestamp) * 1e3)
@@ -331,7 +396,7 @@ class Pipeline:
         else:
             out, alpha = self._unavailable_card(), self._no_alpha
         self.stats.fillers += 1
-        self._emit(out, alpha, now)
+        self._emit(out, alpha, now, fresh=out is self._last_output)
 
     def _unavailable_card(self) -> np.ndarray:
         """The last good frame dimmed, with a notice; built once per outage."""
@@ -349,6 +414,8 @@ class Pipeline:
         return self._card
 
     def close(self) -> None:
+        if self.on_demand is not None:
+            self.on_demand.close()
         for sink in self.sinks:
             try:
                 sink.close()
@@ -360,7 +427,7 @@ class Pipeline:
                 wall_s: float | None = None) -> str:
         s = self.stats
         lat = np.array(s.latencies_ms) if s.latencies_ms else np.zeros(1)
-        parts = []
+        parts = [] if self.state in ("running", "starting") else [self.state]
         if frames and wall_s:
             parts.append(f"{frames / wall_s:.1f} fps")
         if frames and cpu_s is not None:

@@ -8,8 +8,8 @@ What is measured (after the first --warmup frames):
   shared thumbnail (vbg.segment.thumbs) + resize, colour and scaling into the network input;
   inference = onnxruntime's run() alone; refine = the matte's low-res fields; composite = the
   one pass that draws the matte and blends (onepass.py), preparing the background included
-  (composite_background, e.g. the blur); sink = the I420 conversion the virtual camera needs
-  (NullSink), without a device.
+  (composite_background, e.g. the blur), and the I420 planes the virtual camera takes;
+  sink = handing them to the NullSink (a BGR filler is converted there), without a device.
 - latency_ms: capture timestamp (taken when read() returned) -> sink write done.
   lossless mode (default): every frame processed as fast as possible; the capture thread runs up
   to 3 frames ahead, so the latency includes waiting in that queue (throughput-bound, not what a
@@ -37,6 +37,7 @@ from vbg.capture import Source, SourceInfo
 from vbg.data import data_path
 from vbg.errors import ConfigError, VbgError
 from vbg.live import config
+from vbg.measure import idle
 
 PORTRAIT = data_path("samples", "astronaut.png")  # package data: works from a wheel too
 SCENE = BUNDLED_DIR / "launch.jpg"  # the "room" behind the person in the bench clip
@@ -75,6 +76,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     a("--baseline", action="store_true",
       help="also run the typical Python tool on the same frames and compare CPU")
     a("--json", action="store_true", help="print the results as one JSON object (last line)")
+    a("--no-reader", dest="no_reader", action="store_true",
+      help="measure on-demand instead: idle CPU while nobody reads a stand-in virtual camera, "
+      "whether the camera stays open, and the time back to frames for a reader")
+    a("--seconds", type=float, metavar="N", help="--no-reader: seconds of idling measured "
+      "(default 10)")
 
 
 # -- the in-memory clip ---------------------------------------------------------------------
@@ -266,11 +272,21 @@ class MeasuringSink:
     def open(self, width: int, height: int, fps: float, channels: int = 3) -> None:
         self.inner.open(width, height, fps, channels)
 
+    # As the v4l2loopback camera: the final pass hands over I420 planes (its conversion is then
+    # in `composite`); BGR frames (fillers) are converted in write().
+    takes_i420 = True
+
     def write(self, frame: np.ndarray, alpha: np.ndarray | None = None,
               timestamp: float | None = None) -> None:
+        self._counted(lambda: self.inner.write(frame, alpha, timestamp))
+
+    def write_i420(self, planes: np.ndarray, timestamp: float | None = None) -> None:
+        self._counted(lambda: self.inner.write_i420(planes, timestamp))
+
+    def _counted(self, write: Callable[[], None]) -> None:
         if self.written == self.warmup and self.warmup:
             self.on_warm()  # drops the warm-up figures (and this frame's stage times: one frame)
-        self.inner.write(frame, alpha, timestamp)
+        write()
         self.written += 1
         if self.written == self.warmup:
             self.window.start()
@@ -355,7 +371,7 @@ class BackgroundTimer:
 # -- vbg's pipeline -------------------------------------------------------------------------
 
 def live_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Live mode's settings (configs/default.toml) with the bench's flags applied."""
+    """Live mode's settings (vbg/live/default.toml) with the bench's flags applied."""
     flags = {"model": args.model, "provider": args.provider, "threads": args.threads,
              "frame_threads": args.frame_threads,
              "background": args.background, "blur": args.blur}
@@ -537,7 +553,17 @@ def run(args: argparse.Namespace) -> int:
 
     default_cv2_threads = cv2.getNumThreads()
     stages = live.build_stages(s, _log)
+    if args.no_reader and not args.fps:
+        args.fps = 30.0  # the clip comes at a camera's pace
     opener, source_name, size = _openers(args, size)
+    if args.no_reader:
+        figures = {"size": f"{size[0]}x{size[1]}", "model": stages.segmenter.name,
+                   "source": source_name,
+                   **idle.run(args, stages, lambda: opener(deque())), "machine": machine()}
+        print(idle.report(figures))
+        if args.json:
+            print(json.dumps(figures))
+        return 0
     background = (f"image {s['background']}" if s["background"]
                   else f"blur {getattr(stages.compositor.background, 'strength', '?')}")
     _log(f"vbg bench: vbg pipeline, {args.warmup} + {args.frames} frames")

@@ -161,3 +161,12 @@ def run(args: argparse.Namespace, stages, open_camera) -> dict[str, Any]:
         raise VbgError(f"--seconds {seconds:g}: give a positive number")
     return measure(stages, open_camera, seconds, fps=args.fps or 30.0,
                    log=lambda msg: print(msg, file=sys.stderr, flush=True))
+
+
+def report(figures: dict[str, Any]) -> str:
+    """The --no-reader figures as text."""
+    return (f"on-demand, {figures['size']} {figures['model']}, {figures['seconds']:g} s idle:\n"
+            f"  idle CPU {figures['idle_cpu_cores']:.4f} of a core, camera open while idle: "
+            f"{figures['camera_open_while_idle']}, idle frames {figures['idle_frames']}\n"
+            f"  reader opens -> first processed frame: {figures['resume_ms']:.0f} ms median, "
+            f"{figures['resume_ms_max']:.0f} ms max ({RESUMES} tries)")

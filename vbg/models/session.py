@@ -11,6 +11,8 @@ from pathlib import Path
 
 from vbg.errors import ModelError, VbgError
 
+# onnxruntime is imported where a session is made, not at the top: `vbg --help` and
+# `vbg doctor` (which reports a missing or broken onnxruntime) must work without it.
 PROVIDERS = ("auto", "cuda", "cpu")
 _CUDA = "CUDAExecutionProvider"
 _CPU = "CPUExecutionProvider"

@@ -18,11 +18,25 @@ class Segmenter(Protocol):
     name: str
     input_size: tuple[int, int]  # (width, height) the network sees
     provider: str  # what really runs: "cuda" or "cpu"
+    # Capabilities (Capabilities gives each a False default):
+    temporal: bool  # keeps state over frames: no extra smoothing on top
+    full_resolution: bool  # mattes at the working size itself (its own refiner)
+    takes_thumb: bool  # __call__(frame, thumb=...) accepts a ready thumbnail
+    mirrors: bool  # __call__(frame, mirror=True) segments the mirrored frame
 
     def __call__(self, frame: np.ndarray) -> np.ndarray: ...
 
     def reset(self) -> None:
         """Forget recurrent/temporal state (scene cut, resolution change)."""
+
+
+class Capabilities:
+    """Base class of the segmenters: every capability off unless the class turns it on."""
+
+    temporal = False
+    full_resolution = False
+    takes_thumb = False
+    mirrors = False
 
 
 Factory = Callable[..., Segmenter]

@@ -10,7 +10,7 @@ import numpy as np
 from vbg.errors import ModelError
 from vbg.models import user_models_dir, verify_file
 from vbg.models.session import new_session, provider_label
-from vbg.segment.base import register
+from vbg.segment.base import Capabilities, register
 
 RVM_FILE = "rvm_mobilenetv3_fp32.onnx"
 RVM_SHA256 = "88d4531297118f595bf2fd60f6f566aec2e559393802d1f436c380f0cbbd2828"
@@ -51,7 +51,7 @@ class RecurrentState:
         return cls(z, z, z, z)
 
 
-class RvmSegmenter:
+class RvmSegmenter(Capabilities):
     """Frames are matted at a working size (long side <= max_side) with an internal long side
     of about `internal` px; state resets when the size or ratio changes, or on `reset()`."""
 

@@ -7,10 +7,10 @@ import numpy as np
 
 from vbg.models import verified_path
 from vbg.models.session import new_session, provider_label
-from vbg.segment.base import register
+from vbg.segment.base import Capabilities, register
 
 
-class SelfieSegmenter:
+class SelfieSegmenter(Capabilities):
     """Stretches the frame to the network input (no letterbox), returns its sigmoid output."""
 
     def __init__(self, name: str, size: tuple[int, int], provider: str = "auto",

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 from numba import njit
 
-from vbg.segment.base import Segmenter
+from vbg.segment.base import Capabilities, Segmenter
 
 
 @njit(cache=True)
@@ -43,7 +43,7 @@ def person_box(alpha: np.ndarray, threshold: float = 0.5) -> tuple[int, int, int
     return None if x0 < 0 else (int(x0), int(y0), int(x1), int(y1))
 
 
-class TrackedSegmenter:
+class TrackedSegmenter(Capabilities):
     """Wraps a segmenter: whole-frame pass + a pass on the tracked person box, merged on a
     working canvas (long side `canvas`), returned as the low-res alpha at long side `output`
     (the refiner's guide grid: smoothing and refining there lose nothing, measured)."""

@@ -53,6 +53,10 @@ def _describe(job: Job, error: BaseException) -> str:
     return failure_line(job.source, error)
 
 
+# runner(options, jobs, tally, progress): processes the jobs, counting into tally
+Runner = Callable[[StillOptions, list[Job], "Tally", Progress], None]
+
+
 @dataclass
 class Tally:
     """Counts for the summary line."""
@@ -137,9 +141,10 @@ def _triage(jobs: list[Job], skip_existing: bool, tally: Tally, quiet: bool) -> 
 
 def run_jobs(options: StillOptions, jobs: list[Job], problems: list[str], *, workers: int = 1,
              skip_existing: bool = False, batch: bool = True, started: float | None = None,
-             segmenter: PhotoMatter | None = None) -> int:
+             segmenter: PhotoMatter | None = None, runner: Runner | None = None) -> int:
     """Run planned jobs (problems: inputs already failed) with one-line reports on stderr;
-    0 = all done, 1 = some failed, 130 = interrupted. `segmenter` only for workers=1."""
+    0 = all done, 1 = some failed, 130 = interrupted. `segmenter` only for workers=1;
+    `runner` runs the jobs elsewhere (vbg.still.distributed: Ray) with the same tally."""
     err = sys.stderr
     started = time.monotonic() if started is None else started
     tally = Tally(failed=len(problems))
@@ -149,7 +154,9 @@ def run_jobs(options: StillOptions, jobs: list[Job], problems: list[str], *, wor
     progress = Progress(len(todo), err, enabled=len(todo) > 1 and err.isatty())
     workers = min(workers, len(todo)) if segmenter is None else min(1, len(todo))
     try:
-        if workers > 1:
+        if runner is not None and todo:
+            runner(options, todo, tally, progress)
+        elif workers > 1:
             _run_pool(options, todo, tally, progress, workers)
         elif todo:
             _run_here(options, todo, tally, progress, segmenter)
