@@ -30,3 +30,12 @@ def shared_set(shared_data: Path) -> Callable[[str], Path]:
         return root
 
     return get
+
+
+@pytest.fixture(scope="session")
+def davis_clip(shared_data: Path) -> Path:
+    """The real DAVIS parkour clip (854x480, 100 frames) as a camera; skips when absent."""
+    path = shared_data / "davis_parkour" / "clip.mp4"
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from test_still import LeftHalfPerson
 
 import vbg
 from vbg.errors import BackgroundError, ConfigError, ImageError, ModelError, VbgError
@@ -20,17 +21,6 @@ from vbg.still.idphoto import PRESETS
 
 REPO = Path(__file__).resolve().parents[1]
 ASTRONAUT = REPO / "vbg" / "data" / "samples" / "astronaut.png"
-
-
-class LeftHalf:
-    """A segmenter that sees a person on the left half of every photo."""
-
-    name = "left-half"
-
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        alpha = np.zeros(frame.shape[:2], np.float32)
-        alpha[:, : frame.shape[1] // 2] = 1.0
-        return alpha
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +59,7 @@ def test_matte_is_the_cut_out_alpha_and_the_still_pipeline_matte(coco):
 
 
 def test_backgrounds_colour_image_blur_and_bundled(photo):
-    seg = LeftHalf()
+    seg = LeftHalfPerson()
     h, w = photo.shape[:2]
     right = (slice(None), slice(w // 2 + 8, None))
     blue = vbg.cut_out(photo, background="#0000ff", model=seg)
@@ -93,7 +83,7 @@ def test_backgrounds_colour_image_blur_and_bundled(photo):
 def test_input_alpha_multiplies_the_matte(photo):
     bgra = np.dstack([photo, np.full(photo.shape[:2], 255, np.uint8)])
     bgra[: photo.shape[0] // 2, :, 3] = 0
-    out = vbg.cut_out(bgra, model=LeftHalf())
+    out = vbg.cut_out(bgra, model=LeftHalfPerson())
     assert out[: photo.shape[0] // 2, :, 3].max() == 0
     assert out[photo.shape[0] // 2:, : photo.shape[1] // 2 - 8, 3].min() == 255
 

@@ -88,23 +88,15 @@ def _frames(path: Path) -> int:
         capture.release()
 
 
-@pytest.fixture
-def clip(shared_data: Path) -> Path:
-    path = shared_data / "davis_parkour" / "clip.mp4"
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
-    return path
-
-
 @pytest.mark.parametrize("background", [
     ["--background", str(ROOT / "backgrounds" / "studio.png")],
     ["--blur", "15"],
     ["--color", "#2b5797"],
 ])
-def test_live_compiles_nothing_after_the_first_frame(background, clip, tmp_path):
+def test_live_compiles_nothing_after_the_first_frame(background, davis_clip, tmp_path):
     """The live path's warm-up runs every kernel in the types the frames need (the old one
     left the image background's one-pass blend and the blur's room memory to frame 1)."""
-    argv = ["--camera", str(clip), *background, "--no-realtime", "--frames", "40",
+    argv = ["--camera", str(davis_clip), *background, "--no-realtime", "--frames", "40",
             "--output", str(tmp_path / "out.mp4"), "--matte-output", str(tmp_path / "m.mp4")]
     report = _probe("live", [argv], tmp_path)
     assert report["rc"] == [0], report["stderr"]
@@ -173,18 +165,18 @@ def test_warm_all_runs_in_process():
     warmup.warm_all()  # raises if a kernel's types no longer fit what it is given
 
 
-def test_first_live_run_with_an_empty_cache_keeps_up(clip, tmp_path):
+def test_first_live_run_with_an_empty_cache_keeps_up(davis_clip, tmp_path):
     """The issue's repro: an empty kernel cache, a realtime file camera, an output file. The
     compiling happens (announced) before the clock starts, so (nearly) every frame is
     written; the second run compiles nothing."""
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     out = tmp_path / "o.mp4"
-    cmd = [sys.executable, "-m", "vbg", "--camera", str(clip), "--background",
+    cmd = [sys.executable, "-m", "vbg", "--camera", str(davis_clip), "--background",
            str(ROOT / "backgrounds" / "studio.png"), "--output", str(out), "-v"]
     first = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-3000:]
     assert "compiling image kernels once" in first.stderr
-    total = _frames(clip)
+    total = _frames(davis_clip)
     assert _frames(out) >= 0.94 * total, first.stderr[-3000:]  # 68 of 72 in the issue
     second = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0, second.stderr[-3000:]

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -16,6 +12,7 @@ import pytest
 from PIL import Image
 from test_imageio import make_broken
 from test_still import is_summary
+from test_still_batch import interrupt_after_first_output
 
 from vbg import cli
 from vbg.errors import ConfigError
@@ -131,20 +128,8 @@ def test_ctrl_c_stops_the_ray_work_and_leaves_complete_files(shared_set, tmp_pat
         big = cv2.resize(cv2.imread(str(path)), (2400, 1800), interpolation=cv2.INTER_CUBIC)
         cv2.imwrite(str(src / f"p{k}.jpg"), big)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "vbg", "still", str(src), "-o", str(out),
-                             "--ray", "--jobs", "2"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 120
-        while proc.poll() is None and time.monotonic() < deadline:
-            if out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
-                break
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        stdout, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    proc, stdout, err = interrupt_after_first_output(
+        [str(src), "-o", str(out), "--ray", "--jobs", "2"], out)
     assert proc.returncode == 130, (stdout, err)
     assert "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("vbg: interrupted: done "), err

@@ -279,13 +279,12 @@ def test_partial_files_of_killed_workers_are_removed(tmp_path):
     assert list((tmp_path / "m").iterdir()) == []
 
 
-def test_ctrl_c_stops_cleanly(tmp_path):
-    src = tmp_path / "in"
-    for k in range(12):
-        photo(src / f"p{k:02d}.png", size=(1200, 900), seed=k, noise=0)
-    out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "vbg", "still", str(src), "-o", str(out),
-                             "--jobs", "2"], cwd=REPO, stderr=subprocess.PIPE, text=True,
+
+def interrupt_after_first_output(still_args: list[str], out: Path
+                                 ) -> tuple[subprocess.Popen, str, str]:
+    """`vbg still STILL_ARGS`, Ctrl-C once its first PNG is in OUT; (proc, stdout, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "vbg", "still", *still_args], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -294,10 +293,18 @@ def test_ctrl_c_stops_cleanly(tmp_path):
                 break
             time.sleep(0.02)
         os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        err = proc.communicate(timeout=60)[1]
+        stdout, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
+    return proc, stdout, err
+
+def test_ctrl_c_stops_cleanly(tmp_path):
+    src = tmp_path / "in"
+    for k in range(12):
+        photo(src / f"p{k:02d}.png", size=(1200, 900), seed=k, noise=0)
+    out = tmp_path / "out"
+    proc, _, err = interrupt_after_first_output([str(src), "-o", str(out), "--jobs", "2"], out)
     assert proc.returncode == 130, err
     assert "Traceback" not in err, err
     assert err.splitlines()[-1].startswith("vbg: interrupted: done "), err
