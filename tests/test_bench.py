@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from vbg.cli import main
-from vbg.measure import bench
+from vbg.measure import bench, benchclip
 from vbg.measure.baseline import TypicalTool
 
 SMALL = ("--size", "320x240", "--frames", "40", "--warmup", "5")
@@ -127,8 +127,8 @@ def test_inference_sums_every_network_run_of_a_frame() -> None:
     bench.add_arguments(args)
     stages = live.build_stages(bench.live_settings(args.parse_args([])))
     stages.segmenter = _TwiceSegmenter()
-    clip = bench.make_clip((96, 64), count=4)
-    r = bench.run_vbg(stages, lambda decode_ms: bench.TimedSource(bench.RingSource(clip),
+    clip = benchclip.make_clip((96, 64), count=4)
+    r = bench.run_vbg(stages, lambda decode_ms: benchclip.TimedSource(benchclip.RingSource(clip),
                                                                   decode_ms), None, 3, 12)
     assert r["network_runs_per_frame"] == 2
     # Two runs of >= 2 ms each per frame; pairing frames with single runs gave ~2 ms here.
@@ -149,7 +149,7 @@ def test_user_errors_exit_2_with_a_message(flags, says) -> None:
 
 
 def test_clip_frames_are_distinct_bgr_frames() -> None:
-    frames = bench.make_clip((96, 64), count=6)
+    frames = benchclip.make_clip((96, 64), count=6)
     assert len(frames) == 6
     for i, frame in enumerate(frames):
         assert frame.shape == (64, 96, 3) and frame.dtype == np.uint8
@@ -161,7 +161,7 @@ def test_clip_frames_are_distinct_bgr_frames() -> None:
 def test_ring_and_timed_source() -> None:
     frames = [np.full((4, 6, 3), v, np.uint8) for v in (1, 2, 3)]
     decode_ms: deque = deque()
-    source = bench.TimedSource(bench.RingSource(frames), decode_ms, size=(12, 8), fps=25.0)
+    source = benchclip.TimedSource(benchclip.RingSource(frames), decode_ms, size=(12, 8), fps=25.0)
     got = [int(source.read()[0, 0, 0]) for _ in range(4)]
     assert got == [1, 2, 3, 1]
     assert source.read().shape == (8, 12, 3)
@@ -182,7 +182,7 @@ def test_typical_tool_shows_background_where_nobody_is() -> None:
 
 
 def test_typical_tool_keeps_the_person() -> None:
-    frame = bench.make_clip((160, 96), count=1)[0]
+    frame = benchclip.make_clip((160, 96), count=1)[0]
     tool = TypicalTool(np.zeros_like(frame))
     out = tool(frame)
     face = (slice(22, 34), slice(76, 88))  # the portrait's face, upper middle

@@ -189,7 +189,7 @@ def test_rvm_recurrent_state_on_the_device_matches_the_cpu_segmenter() -> None:
 
     if not rvm_installed():
         pytest.skip("RVM is not installed (vbg models pull rvm)")
-    from vbg.measure.bench import make_clip
+    from vbg.measure.benchclip import make_clip
 
     w, h = 64, 48
     frames = make_clip((w, h), count=3)  # a real portrait moving: the state matters
@@ -257,13 +257,13 @@ def test_bench_reports_the_gpu_stages_and_runs() -> None:
     from vbg.backgrounds import ColorBackground
     from vbg.compose.composite import Compositor
     from vbg.live.pipeline import Stages
-    from vbg.measure import bench
+    from vbg.measure import bench, benchclip
 
     work = _work()
     work.device_name = "test device"
     stages = Stages(work.matter, None, None, Compositor(ColorBackground((0, 0, 0))), gpu=work)
     clip = [np.full((12, 16, 3), i * 20, np.uint8) for i in range(4)]
-    result = bench.run_vbg(stages, lambda ms: bench.TimedSource(bench.RingSource(clip), ms),
+    result = bench.run_vbg(stages, lambda ms: benchclip.TimedSource(benchclip.RingSource(clip), ms),
                            None, warmup=1, frames=3)
     stage = result["stage_ms"]
     assert stage["preprocess"] > 0 and stage["inference"] >= 0 and stage["composite"] > 0
@@ -273,7 +273,7 @@ def test_bench_reports_the_gpu_stages_and_runs() -> None:
 
 def test_blur_with_nobody_matches_the_cpu_blur() -> None:
     from vbg.backgrounds import BlurBackground
-    from vbg.measure.bench import make_clip
+    from vbg.measure.benchclip import make_clip
 
     frame = make_clip((96, 64), count=1)[0]
     work = _work()

@@ -19,7 +19,7 @@ from vbg.doctor.ondemand import check_on_demand
 from vbg.live import config
 from vbg.live.build import build_stages
 from vbg.live.pipeline import Pipeline
-from vbg.measure.bench import RingSource
+from vbg.measure.benchclip import RingSource
 from vbg.measure.idle import CountedSource, OpenCounter, measure
 from vbg.sinks import VideoFileSink, VirtualCameraSink
 from vbg.sinks.ondemand import IDLE_STATE, OnDemand, idle_card, watch_path

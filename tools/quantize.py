@@ -26,7 +26,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from vbg.measure.bench import make_clip
+from vbg.measure.benchclip import make_clip
 from vbg.models import verified_path
 
 SIZES = {"selfie": (256, 256), "selfie-landscape": (256, 144)}

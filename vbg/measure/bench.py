@@ -20,28 +20,31 @@ What is measured (after the first --warmup frames):
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import os
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
 from typing import Any
 
 import cv2
-import numpy as np
 
-from vbg.backgrounds import BUNDLED_DIR
-from vbg.capture import Source, SourceInfo
-from vbg.data import data_path
+from vbg.capture import Source
 from vbg.errors import ConfigError, VbgError
 from vbg.live import config
 from vbg.measure import idle
+from vbg.measure.benchclip import RING_FRAMES, RingSource, TimedSource, make_clip
+from vbg.measure.probes import (
+    BackgroundTimer,
+    MeasuringSink,
+    NetworkClock,
+    SegmenterTimer,
+    SessionTimer,
+    Window,
+    latency,
+    machine,
+    median,
+)
 
-PORTRAIT = data_path("samples", "astronaut.png")  # package data: works from a wheel too
-SCENE = BUNDLED_DIR / "launch.jpg"  # the "room" behind the person in the bench clip
-RING_FRAMES = 60
 DEFAULT_SIZE = "1280x720"
 STAGES = ("decode", "preprocess", "inference", "smoothing", "refine", "composite",
           "composite_background", "sink")
@@ -81,291 +84,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
       "whether the camera stays open, and the time back to frames for a reader")
     a("--seconds", type=float, metavar="N", help="--no-reader: seconds of idling measured "
       "(default 10)")
-
-
-# -- the in-memory clip ---------------------------------------------------------------------
-
-def _person_layer() -> tuple[np.ndarray, np.ndarray]:
-    """The portrait and its matte (vbg's own models, computed once, not measured)."""
-    from vbg.matte.refine import MatteRefiner
-    from vbg.segment import new_segmenter
-
-    portrait = cv2.imread(str(PORTRAIT), cv2.IMREAD_COLOR)
-    if portrait is None:
-        raise VbgError(f"bench sample {PORTRAIT} is missing or unreadable; restore it with "
-                       "`git checkout -- vbg/data/samples/` or reinstall vbg, or give --source "
-                       "FILE")
-    low = new_segmenter("selfie", "cpu")(portrait).copy()
-    matte = MatteRefiner()(portrait, low)
-    return portrait, cv2.erode(matte, np.ones((5, 5), np.uint8))  # no halo of the old scene
-
-
-def _scene(size: tuple[int, int]) -> np.ndarray:
-    from vbg.backgrounds import cover_fit
-
-    scene = cv2.imread(str(SCENE), cv2.IMREAD_COLOR)
-    if scene is None:
-        raise VbgError(f"bench scene {SCENE} is missing or unreadable; restore it with "
-                       "`git checkout -- vbg/backgrounds/images/` or reinstall vbg, or give "
-                       "--source FILE")
-    return cover_fit(scene, size)
-
-
-def make_clip(size: tuple[int, int], count: int = RING_FRAMES, seed: int = 0,
-              still: bool = False) -> list[np.ndarray]:
-    """`count` distinct BGR frames: the portrait sways, zooms and tilts over a scene, with
-    sensor-like noise; a loop (the last frame leads smoothly into the first). `still`: a
-    talking head that holds still, only the sensor noise changes."""
-    w, h = size
-    portrait, matte = _person_layer()
-    scene = _scene(size).astype(np.float32)
-    noise = np.random.default_rng(seed).normal(0.0, 2.0, (h, w, 3)).astype(np.float32)
-    # Portrait rows 15 (top of the hair) .. 512 (shoulders, cut) span 1.0 h: the head sits near
-    # the top and the cut edge stays below the frame whatever the sway.
-    base = h / 497.0
-    pivot = (256.0, 400.0)  # chest, in portrait pixels
-    frames = []
-    for i in range(count):
-        t = 0.0 if still else 2 * np.pi * i / count
-        zoom = base * (1 + 0.05 * np.sin(t + 1.0))
-        angle = 4.0 * np.sin(2 * t)
-        m = cv2.getRotationMatrix2D(pivot, angle, zoom)
-        m[0, 2] += w / 2 - pivot[0] + 0.06 * w * np.sin(t)
-        m[1, 2] += 0.895 * h - pivot[1] + 0.02 * h * np.sin(3 * t)
-        person = cv2.warpAffine(portrait, m, size, flags=cv2.INTER_LINEAR).astype(np.float32)
-        alpha = cv2.warpAffine(matte, m, size, flags=cv2.INTER_LINEAR)[..., None] / 255.0
-        frame = person * alpha + scene * (1.0 - alpha)
-        frame += np.roll(noise, 37 * i, axis=1)  # sensor-like noise, different every frame
-        frames.append(np.ascontiguousarray(np.clip(frame + 0.5, 0, 255).astype(np.uint8)))
-    return frames
-
-
-class RingSource(Source):
-    """Endless frames from a pre-built ring (no decode); behaves as a file, paced or not."""
-
-    is_file = True
-    is_live = False
-
-    def __init__(self, frames: list[np.ndarray], fps: float = 0.0) -> None:
-        h, w = frames[0].shape[:2]
-        self._frames = frames
-        self._next = 0
-        self.info = SourceInfo(f"in-memory clip ({len(frames)} frames)", w, h, fps, "BGR")
-
-    def read(self) -> np.ndarray:
-        frame = self._frames[self._next]  # shared, read-only by every stage: no copy
-        self._next = (self._next + 1) % len(self._frames)
-        return frame
-
-
-class TimedSource(Source):
-    """Wraps a source: times read() (decode), resizes to `size`, can present another fps."""
-
-    def __init__(self, inner: Source, decode_ms: deque, size: tuple[int, int] | None = None,
-                 fps: float | None = None) -> None:
-        self._inner = inner
-        self._decode_ms = decode_ms
-        self._size = size
-        info = inner.info
-        if size:
-            info = dataclasses.replace(info, width=size[0], height=size[1])
-        if fps:
-            info = dataclasses.replace(info, fps=fps)
-        self.info = info
-        self.is_file = inner.is_file
-        self.is_live = inner.is_live
-
-    def read(self) -> np.ndarray | None:
-        t0 = time.perf_counter()
-        image = self._inner.read()
-        if image is not None and self._size and image.shape[1::-1] != self._size:
-            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        self._decode_ms.append((time.perf_counter() - t0) * 1e3)
-        return image
-
-    def close(self) -> None:
-        self._inner.close()
-
-    def interrupt(self) -> None:
-        self._inner.interrupt()
-
-
-# -- measuring ------------------------------------------------------------------------------
-
-def rss_mb() -> float:
-    """Current resident set size of this process, MB."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource  # no /proc: the peak is the best there is
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def machine() -> dict[str, Any]:
-    """CPU count and model, load, and the thread settings that change the figures."""
-    model = "unknown"
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                         model)
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    try:
-        import numba
-
-        layer = numba.threading_layer()  # known once a parallel kernel has run
-    except (ImportError, ValueError):
-        layer = None
-    return {"cpus": os.cpu_count(), "cpus_usable": usable, "cpu_model": model,
-            "loadavg_1min": load, "numba_threading_layer": layer,
-            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}
-
-
-class Window:
-    """CPU, wall clock and RSS between the end of warm-up and the last measured frame, and
-    how far `count()` (e.g. network runs so far) went meanwhile (`counted`)."""
-
-    def __init__(self, count: Callable[[], int] | None = None) -> None:
-        self.cpu0 = self.cpu1 = self.wall0 = self.wall1 = 0.0
-        self.rss0 = self.rss1 = 0.0
-        self._count = count
-        self.counted = 0
-
-    def start(self) -> None:
-        self.rss0 = rss_mb()
-        self.counted = -self._count() if self._count else 0
-        self.cpu0, self.wall0 = time.process_time(), time.monotonic()
-
-    def stop(self) -> None:
-        self.cpu1, self.wall1 = time.process_time(), time.monotonic()
-        self.counted += self._count() if self._count else 0
-        self.rss1 = rss_mb()
-
-    def figures(self, frames: int) -> dict[str, float]:
-        wall = max(self.wall1 - self.wall0, 1e-9)
-        return {"cpu_ms_per_frame": (self.cpu1 - self.cpu0) * 1e3 / frames,
-                "wall_fps": frames / wall, "rss_mb": self.rss1,
-                "rss_growth_mb": self.rss1 - self.rss0}
-
-
-class MeasuringSink:
-    """The NullSink (I420 conversion) that also marks the measured window by frame count."""
-
-    needs_matte = False  # as the virtual camera: the composited frame only
-
-    def __init__(self, warmup: int, frames: int, window: Window, on_warm) -> None:
-        from vbg.sinks import NullSink
-
-        self.inner = NullSink()
-        self.name = "null (measuring)"
-        self.warmup, self.end = warmup, warmup + frames
-        self.window, self.on_warm = window, on_warm
-        self.written = 0
-
-    def open(self, width: int, height: int, fps: float, channels: int = 3) -> None:
-        self.inner.open(width, height, fps, channels)
-
-    # As the v4l2loopback camera: the final pass hands over I420 planes (its conversion is then
-    # in `composite`); BGR frames (fillers) are converted in write().
-    takes_i420 = True
-
-    def write(self, frame: np.ndarray, alpha: np.ndarray | None = None,
-              timestamp: float | None = None) -> None:
-        self._counted(lambda: self.inner.write(frame, alpha, timestamp))
-
-    def write_i420(self, planes: np.ndarray, timestamp: float | None = None) -> None:
-        self._counted(lambda: self.inner.write_i420(planes, timestamp))
-
-    def _counted(self, write: Callable[[], None]) -> None:
-        if self.written == self.warmup and self.warmup:
-            self.on_warm()  # drops the warm-up figures (and this frame's stage times: one frame)
-        write()
-        self.written += 1
-        if self.written == self.warmup:
-            self.window.start()
-        elif self.written == self.end:
-            self.window.stop()
-
-    def close(self) -> None:
-        self.inner.close()
-
-
-def _median(values) -> float | None:
-    return float(np.median(values)) if len(values) else None
-
-
-def _latency(values) -> tuple[float, float]:
-    p50, p95 = np.percentile(np.asarray(values, dtype=np.float64), [50, 95]) if values else (0, 0)
-    return float(p50), float(p95)
-
-
-class NetworkClock:
-    """The network time of the frame being segmented, summed over its runs (a zoomed frame
-    runs the network up to three times: whole frame, crop, mirrored crop)."""
-
-    def __init__(self) -> None:
-        self.ms = 0.0  # this frame's, reset by SegmenterTimer
-        self.total_runs = 0
-
-
-class SessionTimer:
-    """Stands in for a segmenter's onnxruntime session: adds each run() to the clock."""
-
-    def __init__(self, session, clock: NetworkClock) -> None:
-        self._session, self.clock = session, clock
-
-    def run(self, *args, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self._session.run(*args, **kwargs)
-        finally:
-            self.clock.ms += (time.perf_counter() - t0) * 1e3
-            self.clock.total_runs += 1
-
-    def __getattr__(self, name: str):
-        return getattr(self._session, name)
-
-
-class SegmenterTimer:
-    """Stands in for the segmenter: one entry per segmented frame of its network time, so
-    each frame's preprocessing is its segmenter time less its own network runs."""
-
-    def __init__(self, segmenter, clock: NetworkClock, network_ms: deque) -> None:
-        self._segmenter, self.clock, self.network_ms = segmenter, clock, network_ms
-
-    def __call__(self, *args, **kwargs):
-        self.clock.ms = 0.0
-        try:
-            return self._segmenter(*args, **kwargs)
-        finally:
-            self.network_ms.append(self.clock.ms)
-
-    def __getattr__(self, name: str):
-        return getattr(self._segmenter, name)
-
-
-class BackgroundTimer:
-    """Stands in for the compositor's background to time prepare() (e.g. the blur)."""
-
-    def __init__(self, background, prepare_ms: deque) -> None:
-        self._background, self.prepare_ms = background, prepare_ms
-
-    def prepare(self, frame: np.ndarray, alpha: np.ndarray, **kwargs):
-        t0 = time.perf_counter()
-        try:
-            return self._background.prepare(frame, alpha, **kwargs)
-        finally:
-            self.prepare_ms.append((time.perf_counter() - t0) * 1e3)
-
-    def __getattr__(self, name: str):
-        return getattr(self._background, name)
 
 
 # -- vbg's pipeline -------------------------------------------------------------------------
@@ -425,23 +143,23 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     # Both hold one entry per segmented frame since warm-up (cleared together by on_warm).
     total, network = list(st.get("inference", ())), list(extra["network"])
     if gpu is not None:  # upload + input kernel; the network alone
-        preprocess = _median(st.get("preprocess", ()))
+        preprocess = median(st.get("preprocess", ()))
     elif timed:
-        preprocess = (_median([a - b for a, b in zip(total, network, strict=True)])
-                      + (_median(st.get("thumbnail", ())) or 0.0))
+        preprocess = (median([a - b for a, b in zip(total, network, strict=True)])
+                      + (median(st.get("thumbnail", ())) or 0.0))
     else:
         preprocess = None
     stage_ms = {
-        "decode": _median(extra["decode"]),
+        "decode": median(extra["decode"]),
         "preprocess": preprocess,
-        "inference": _median(network) if timed else _median(total),
-        "smoothing": _median(st.get("smoothing", ())),
-        "refine": _median(st.get("refine", ())),
-        "composite": _median(st.get("composite", ())),
-        "composite_background": _median(extra["bg"]),
-        "sink": _median(st.get("sink", ())),
+        "inference": median(network) if timed else median(total),
+        "smoothing": median(st.get("smoothing", ())),
+        "refine": median(st.get("refine", ())),
+        "composite": median(st.get("composite", ())),
+        "composite_background": median(extra["bg"]),
+        "sink": median(st.get("sink", ())),
     }
-    p50, p95 = _latency(stats.latencies_ms)
+    p50, p95 = latency(stats.latencies_ms)
     return {"stage_ms": stage_ms,
             # Every measured frame counts: a reused matte (still scene) runs no network.
             "network_runs_per_frame": (window.counted / frames if timed or gpu is not None
@@ -491,10 +209,10 @@ def run_baseline(tool, opener, fps: float | None, warmup: int, frames: int) -> d
     window.stop()
     source.close()
     figures = window.figures(frames)
-    p50, p95 = _latency(latencies)
-    stage_ms = {"decode": _median(decode_ms),
-                **{name: _median(v) for name, v in tool.stage_ms.items()},
-                "sink": _median(sink_ms)}
+    p50, p95 = latency(latencies)
+    stage_ms = {"decode": median(decode_ms),
+                **{name: median(v) for name, v in tool.stage_ms.items()},
+                "sink": median(sink_ms)}
     return {"baseline_stage_ms": stage_ms,
             "baseline_cpu_ms_per_frame": figures["cpu_ms_per_frame"],
             "baseline_wall_fps": figures["wall_fps"],
