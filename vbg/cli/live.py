@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from vbg import outputs
 from vbg.errors import ConfigError, VbgError
 from vbg.live import config
-from vbg.live.session import build_live
+from vbg.live.session import build_live, stderr_log
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -134,7 +133,7 @@ def check_files(s: dict[str, Any], args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     s = settings_from(args)
     check_files(s, args)
-    log = _logger()
+    log = stderr_log
     holder: dict[str, Any] = {"live": None}
     _install_signals(holder, args, log)  # first: a stop during start-up is clean too
     live = build_live(s, realtime=not args.no_realtime, loop=args.loop,
@@ -162,13 +161,13 @@ def _install_signals(holder: dict, args: argparse.Namespace, log) -> None:
         if live is not None:  # files re-read on the pipeline thread, not in the handler
             live.pipeline.request_reload(reread)
 
-    def reread(p) -> None:
+    def reread(_p) -> None:  # on the pipeline thread: the new settings apply to this frame
         try:
             new = settings_from(args)
         except VbgError as e:
             log(f"vbg: reload failed, keeping the current settings: {e}")
             return
-        holder["live"].reload(new)
+        holder["live"].apply_here(new)
 
     signal.signal(signal.SIGINT, on_stop)
     signal.signal(signal.SIGTERM, on_stop)
@@ -176,8 +175,3 @@ def _install_signals(holder: dict, args: argparse.Namespace, log) -> None:
         signal.signal(signal.SIGHUP, on_hup)
 
 
-def _logger():
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    return log

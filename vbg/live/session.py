@@ -20,7 +20,8 @@ from vbg.sinks import make_sinks
 from vbg.sinks.ondemand import OnDemand
 
 
-def _stderr(message: str) -> None:
+def stderr_log(message: str) -> None:
+    """Live mode's log: one line on stderr, flushed."""
     print(message, file=sys.stderr, flush=True)
 
 
@@ -50,19 +51,20 @@ class LivePipeline:
 
     def reload(self, settings: dict[str, Any]) -> None:
         """Apply `settings` before the next frame, on the pipeline thread (the camera stays)."""
-        def swap(p: Pipeline) -> None:
-            with self._lock:
-                old = self.settings
-            try:
-                apply_settings(p, old, settings, self.log)
-            except VbgError as e:
-                self.log(f"vbg: reload failed, keeping the current settings: {e}")
-                return
-            with self._lock:
-                self.settings = settings
-            self.log("vbg: reloaded configuration")
+        self.pipeline.request_reload(lambda _p: self.apply_here(settings))
 
-        self.pipeline.request_reload(swap)
+    def apply_here(self, settings: dict[str, Any]) -> None:
+        """Apply `settings` now; only on the pipeline thread (what `reload` schedules)."""
+        with self._lock:
+            old = self.settings
+        try:
+            apply_settings(self.pipeline, old, settings, self.log)
+        except VbgError as e:
+            self.log(f"vbg: reload failed, keeping the current settings: {e}")
+            return
+        with self._lock:
+            self.settings = settings
+        self.log("vbg: reloaded configuration")
 
     def state(self) -> dict[str, Any]:
         """A snapshot: run state, frames, latency p95, model, provider, background settings."""
@@ -84,7 +86,7 @@ class LivePipeline:
 def build_live(settings: dict[str, Any] | None = None, *, realtime: bool = True,
                loop: bool = False, max_frames: int | None = None,
                vcam_backend: str | None = None, verbose: bool = False,
-               log: Callable[[str], None] = _stderr) -> LivePipeline:
+               log: Callable[[str], None] = stderr_log) -> LivePipeline:
     """Stages, camera, sinks and pipeline for `settings` (config.load() when None), started
     camera included; call `.run()` next."""
     s = config.load(None) if settings is None else settings
