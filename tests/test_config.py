@@ -26,17 +26,17 @@ def test_every_default_key_is_commented() -> None:
 
 def test_defaults_load() -> None:
     s = settings_from(parse())
-    assert s["camera"] == "0" and s["fps"] == 30.0 and s["smoothing"]["enabled"] is True
+    assert s.camera == "0" and s.fps == 30.0 and s.smoothing.enabled is True
 
 
 def test_file_then_flags(tmp_path: Path) -> None:
     cfg = tmp_path / "c.toml"
     cfg.write_text('camera = "clip.mp4"\nfps = 15\ncolor = "blue"\n[smoothing]\nenabled = false\n')
     s = settings_from(parse("--config", str(cfg)))
-    assert (s["camera"], s["fps"], s["color"], s["smoothing"]["enabled"]) == (
+    assert (s.camera, s.fps, s.color, s.smoothing.enabled) == (
         "clip.mp4", 15.0, "blue", False)
     s = settings_from(parse("--config", str(cfg), "--fps", "24", "--blur", "9"))
-    assert s["fps"] == 24.0 and s["blur"] == 9 and s["color"] == ""  # flag background wins
+    assert s.fps == 24.0 and s.blur == 9 and s.color == ""  # flag background wins
 
 
 def test_unknown_key_and_wrong_type(tmp_path: Path) -> None:
@@ -115,14 +115,44 @@ def test_cli_exits_2_with_one_line(tmp_path: Path, capsys) -> None:
 def test_every_default_key_has_a_flag_that_sets_it() -> None:
     from vbg.cli.live import LIVE_KEYS
 
-    defaults = config.load()
+    defaults = config.load().to_dict()
     keys = {f"{k}.{n}" if isinstance(v, dict) else k
             for k, v in defaults.items() for n in (v if isinstance(v, dict) else [None])}
-    keys -= {"smoothing.enabled"}  # --no-smoothing sets it
     assert keys - set(LIVE_KEYS) == set()
     s = settings_from(parse("--smoothing-tau", "0.5", "--alpha-threshold", "0.3",
                             "--rvm-size", "512", "--no-reuse-still", "--feather", "2"))
-    assert (s["smoothing"]["tau"], s["refine"]["alpha_threshold"], s["rvm_size"],
-            s["reuse_still"], s["refine"]["feather"]) == (0.5, 0.3, 512, False, 2)
+    assert (s.smoothing.tau, s.refine.alpha_threshold, s.rvm_size,
+            s.reuse_still, s.refine.feather) == (0.5, 0.3, 512, False, 2)
     with pytest.raises(ConfigError, match=r"smoothing.tau = -1 \(flag --smoothing-tau\)"):
         settings_from(parse("--smoothing-tau", "-1"))
+
+
+def test_the_default_file_is_the_schema_written_out() -> None:
+    from vbg.live.settings import default_toml
+
+    assert config.DEFAULT_CONFIG.read_text() == default_toml(), (
+        "regenerate it: python -m vbg.live.settings > vbg/live/default.toml")
+    assert config.load(config.DEFAULT_CONFIG) == config.load()
+
+
+def test_partial_changes_are_checked_and_name_their_source() -> None:
+    s = config.load()
+    new = config.merged(s, {"color": "#00ff00", "smoothing": {"tau": 0.5}, "refine.erode": 2})
+    assert (new.color, new.smoothing.tau, new.refine.erode, s.color) == ("#00ff00", 0.5, 2, "")
+    cases = [({"colour": "red"}, "unknown setting 'colour'; did you mean 'color'"),
+             ({"blur": "lots"}, "blur = 'lots' should be a whole number"),
+             ({"smoothing": {"tua": 1}}, "unknown setting 'tua' in [smoothing]"),
+             ({"blur": 101}, "blur = 101 (the request, key blur) is out of range"),
+             ({"provider": "gpu"}, "provider = 'gpu' (the request, key provider) is not one of")]
+    for changes, words in cases:
+        with pytest.raises(ConfigError) as e:
+            config.merged(s, changes)
+        assert words in str(e.value)
+
+
+def test_a_choice_from_a_file_is_checked(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('pixel_format = "h264"\n')
+    with pytest.raises(ConfigError, match=rf"pixel_format = 'h264' \(file {re.escape(str(cfg))}"
+                       r" key pixel_format\) is not one of mjpg, yuyv"):
+        config.load(cfg)

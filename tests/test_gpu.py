@@ -249,8 +249,7 @@ def test_live_falls_back_to_the_cpu_when_the_gpu_blends_wrong(monkeypatch) -> No
     monkeypatch.setattr(frames.GpuFrameWork, "self_check", lambda self: "off by 9 levels")
     assert live.build_gpu(s, said.append) is None
     assert said == ["vbg: frames stay on the CPU: off by 9 levels"]
-    s["provider"] = "cpu"
-    assert live.build_gpu(s, said.append) is None
+    assert live.build_gpu(s.merged({"provider": "cpu"}), said.append) is None
 
 
 def test_bench_reports_the_gpu_stages_and_runs() -> None:

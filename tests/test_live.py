@@ -3,7 +3,6 @@ a network camera that dies and comes back, and signals."""
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import subprocess
@@ -195,15 +194,12 @@ def test_sighup_reloads_background_without_stopping(clip: Path, tmp_path: Path) 
 
 def test_reload_swaps_background_smoothing_refine_and_mirror_between_frames() -> None:
     """SIGHUP's apply_settings: every changed setting reaches the stages on the next frame."""
-    old = live_config.load(None)
-    old["color"] = "#20a040"
+    old = live_config.load(None).merged({"color": "#20a040"})
     sink = RecordingSink()
     pipeline = Pipeline(FakeCapture(6, size=(96, 64)), live_build.build_stages(old), [sink],
                         fps=30, realtime=False)
-    new = copy.deepcopy(old)
-    new["color"], new["mirror"] = "#0000ff", True
-    new["smoothing"]["tau"] = 0.5
-    new["refine"]["alpha_threshold"], new["refine"]["contrast"] = 0.3, 2.0
+    new = old.merged({"color": "#0000ff", "mirror": True, "smoothing": {"tau": 0.5},
+                      "refine": {"alpha_threshold": 0.3, "contrast": 2.0}})
     said: list[str] = []
     seen: list[tuple] = []
 
@@ -222,21 +218,17 @@ def test_reload_swaps_background_smoothing_refine_and_mirror_between_frames() ->
 def test_build_live_without_argparse_runs_reloads_and_reports_state(recorder, clip: Path
                                                                      ) -> None:
     recorder.clear()
-    s = live_config.load(None)
-    s.update(camera=str(clip), color="#00ff00", virtual_camera=True, on_demand=False)
+    s = vbg.LiveSettings.from_mapping(dict(camera=str(clip), color="#00ff00",
+                                           virtual_camera=True, on_demand=False))
     said: list[str] = []
     live = vbg.build_live(s, realtime=False, max_frames=12, vcam_backend="recording",
                           log=said.append)
-    blue = copy.deepcopy(s)
-    blue["color"], blue["smoothing"]["tau"] = "#0000ff", 0.5
-    live.reload(blue)
+    live.reload(s.merged({"color": "#0000ff", "smoothing.tau": 0.5}))
     stats = live.run()
     assert stats.frames_out == 12 and len(recorder.last.frames) == 12
     state = live.state()
     assert state["frames_out"] == 12 and state["model"] == "selfie-landscape"
     assert state["background"]["color"] == "#0000ff" and live.stages.smoother.tau == 0.5
     assert "vbg: reloaded configuration" in said
-    bad = copy.deepcopy(s)
-    bad["smoothing"]["tau"] = -1.0
     with pytest.raises(vbg.errors.ConfigError, match=r"smoothing.tau = -1"):
-        vbg.build_live(bad)
+        vbg.build_live({**s.to_dict(), "smoothing": {"tau": -1.0}})

@@ -30,9 +30,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="in
 
 @pytest.fixture(scope="module")
 def stages():
-    settings = config.load()
-    settings["provider"] = "cpu"
-    return build_stages(settings)
+    return build_stages(config.load().merged({"provider": "cpu"}))
 
 
 @pytest.fixture

@@ -207,8 +207,7 @@ def test_pipeline_draws_the_matte_only_for_sinks_that_want_it() -> None:
     from vbg.live import config
     from vbg.live.pipeline import Pipeline
 
-    s = config.load(None)
-    s["background"], s["color"] = "", "#20a040"
+    s = config.load(None).merged({"background": "", "color": "#20a040"})
     frames = [np.roll(scene(320, 180)[0], 8 * k, axis=1) for k in range(4)]
     for wants in (True, None, False):
         sink = Keep(wants)

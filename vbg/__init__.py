@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 if _TYPE_CHECKING:
     from vbg.api import cut_out, id_photo, matte
     from vbg.live.session import LivePipeline, build_live
+    from vbg.live.settings import LiveSettings
     from vbg.segment import new_segmenter
     from vbg.still.options import StillOptions
     from vbg.still.pipeline import StillPipeline
@@ -38,10 +39,11 @@ _LAZY = {
     "new_segmenter": "vbg.segment",
     "build_live": "vbg.live.session",
     "LivePipeline": "vbg.live.session",
+    "LiveSettings": "vbg.live.settings",
 }
 
-__all__ = ["LivePipeline", "StillOptions", "StillPipeline", "__version__", "build_live",
-           "cut_out", "id_photo", "matte", "new_segmenter"]
+__all__ = ["LivePipeline", "LiveSettings", "StillOptions", "StillPipeline", "__version__",
+           "build_live", "cut_out", "id_photo", "matte", "new_segmenter"]
 
 
 def __getattr__(name: str) -> object:

@@ -8,6 +8,7 @@ import numpy as np
 from vbg.errors import VbgError
 from vbg.gpu.device import DeviceBuffers
 from vbg.models.session import new_session, provider_label
+from vbg.segment.base import Capabilities
 
 
 def _session_on_device(path, provider: str, threads: int | None, heavy: bool,
@@ -26,7 +27,7 @@ def _bind(io, buffers: DeviceBuffers, name: str, array, output: bool = False) ->
          list(array.shape), buffers.pointer(array))
 
 
-class GpuRvm:
+class GpuRvm(Capabilities):
     """RVM on the full frame (its own refiner upsamples to frame size) at an internal long
     side of `internal` px. Recurrent state is two device sets that swap roles each frame: two
     IOBindings, bound once per frame size, read one set and write the other."""
@@ -108,7 +109,7 @@ class GpuRvm:
         self._turn = 0
 
 
-class GpuSelfie:
+class GpuSelfie(Capabilities):
     """A MediaPipe selfie model (stateless, low-res input) on device buffers."""
 
     temporal = False

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from vbg.live import build
+from vbg.live.pipeline import Pipeline, StillScene
+from vbg.live.settings import LiveSettings
 from vbg.live.threads import FrameThreads
 
 BACKGROUND_KEYS = ("background", "video", "blur", "color", "blur_refresh")
 MODEL_KEYS = ("model", "provider", "threads", "zoom", "zoom_model", "rvm_size")
+CAMERA_KEYS = ("camera", "size", "pixel_format", "wait_for_camera")  # the session reopens it
+# Fixed once the outputs are open (their size, rate and devices): these wait for a restart.
+RESTART_KEYS = ("fps", "output", "matte_output", "virtual_camera", "device", "preview",
+                "on_demand")
 
 
-def apply_settings(p: Any, old: dict[str, Any], new: dict[str, Any],
+def apply_settings(p: Pipeline, old: LiveSettings, new: LiveSettings,
                    log: Callable[[str], None]) -> None:
     """Swap what changed from `old` to `new` into pipeline `p` (call on the pipeline thread)."""
-    if any(old[k] != new[k] for k in BACKGROUND_KEYS):
+    if any(old.get(k) != new.get(k) for k in BACKGROUND_KEYS):
         previous = p.stages.compositor.background
         p.stages.compositor.background = build.build_background(new)  # raises: nothing swapped
         previous.close()
-    if any(old[k] != new[k] for k in MODEL_KEYS):
+    if any(old.get(k) != new.get(k) for k in MODEL_KEYS):
         if p.stages.gpu is not None:
             log("vbg: a new model or provider on the CUDA path needs a restart; kept the "
                 "current one")
@@ -31,11 +36,16 @@ def apply_settings(p: Any, old: dict[str, Any], new: dict[str, Any],
     p.stages.smoother.enabled, p.stages.smoother.tau = smoother.enabled, smoother.tau
     gpu = p.stages.gpu
     if gpu is not None:
-        gpu.smoothing = new["smoothing"]["enabled"] and not gpu.matter.temporal
-        gpu.tau = new["smoothing"]["tau"]
+        gpu.smoothing = new.smoothing.enabled and not gpu.matter.temporal
+        gpu.tau = new.smoothing.tau
         if not gpu.matter.temporal:
-            gpu.threshold = type(gpu.threshold)(new["refine"]["alpha_threshold"])
-            gpu.contrast = type(gpu.contrast)(new["refine"]["contrast"])
-    p.mirror = new["mirror"]
-    p.print_stats = new["stats"]
-    p.frame_threads = FrameThreads(new["frame_threads"], p.fps)
+            gpu.threshold = type(gpu.threshold)(new.refine.alpha_threshold)
+            gpu.contrast = type(gpu.contrast)(new.refine.contrast)
+    if old.reuse_still != new.reuse_still:
+        p.still = StillScene() if new.reuse_still else None
+    later = [k for k in RESTART_KEYS if old.get(k) != new.get(k)]
+    if later:
+        log(f"vbg: {', '.join(later)} will change at the next start (the outputs stay open)")
+    p.mirror = new.mirror
+    p.print_stats = new.stats
+    p.frame_threads = FrameThreads(new.frame_threads, p.fps)

@@ -31,6 +31,7 @@ import cv2
 from vbg.capture import Source
 from vbg.errors import ConfigError, VbgError
 from vbg.live import config
+from vbg.live.settings import LiveSettings
 from vbg.measure import idle
 from vbg.measure.benchclip import RING_FRAMES, RingSource, TimedSource, make_clip
 from vbg.measure.probes import (
@@ -88,12 +89,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 # -- vbg's pipeline -------------------------------------------------------------------------
 
-def live_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """Live mode's settings (vbg/live/default.toml) with the bench's flags applied."""
+def live_settings(args: argparse.Namespace) -> LiveSettings:
+    """Live mode's default settings with the bench's flags applied."""
     flags = {"model": args.model, "provider": args.provider, "threads": args.threads,
              "frame_threads": args.frame_threads,
              "background": args.background, "blur": args.blur}
-    return config.apply_flags(config.load(None), flags)
+    settings = config.apply_flags(LiveSettings(), flags)
+    settings.check({k: f"flag --{k.replace('_', '-')}" for k, v in flags.items() if v is not None})
+    return settings
 
 
 def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
@@ -282,7 +285,7 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(figures))
         return 0
-    background = (f"image {s['background']}" if s["background"]
+    background = (f"image {s.background}" if s.background
                   else f"blur {getattr(stages.compositor.background, 'strength', '?')}")
     _log(f"vbg bench: vbg pipeline, {args.warmup} + {args.frames} frames")
     result: dict[str, Any] = {
@@ -292,7 +295,7 @@ def run(args: argparse.Namespace) -> int:
         # The CUDA path's device (upload, matte, blend, download on it), else None.
         "gpu": getattr(stages.gpu, "device_name", None),
         "background": background, "source": source_name,
-        **run_vbg(stages, opener, args.fps, args.warmup, args.frames, s["frame_threads"]),
+        **run_vbg(stages, opener, args.fps, args.warmup, args.frames, s.frame_threads),
         "machine": machine(),
     }
     if args.baseline:
@@ -301,8 +304,8 @@ def run(args: argparse.Namespace) -> int:
 
         _log("vbg bench: the typical tool, same frames")
         cv2.setNumThreads(default_cv2_threads)  # as the typical tool runs: OpenCV's default
-        image = read_image(s["background"]) if s["background"] else None
-        tool = TypicalTool(image, s["threads"] or None)
+        image = read_image(s.background) if s.background else None
+        tool = TypicalTool(image, s.threads or None)
         result.update(run_baseline(tool, opener, args.fps, args.warmup, args.frames))
         result["baseline_cpu_ratio"] = (result["baseline_cpu_ms_per_frame"]
                                         / result["cpu_ms_per_frame"])

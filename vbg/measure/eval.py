@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from vbg.errors import ConfigError
+from vbg.live.settings import LiveSettings
 from vbg.measure import metrics
 
 CONFIGS = {
@@ -63,16 +64,9 @@ def is_sequence(items: list[tuple[str, Path, Path]]) -> bool:
     return nums == list(range(nums[0], nums[0] + len(nums)))
 
 
-def _live_settings(model: str | None, provider: str, rvm: bool = False) -> dict[str, Any]:
-    from vbg.live import config
-
-    s = config.load()
-    s["provider"] = provider
-    if rvm:
-        s["model"] = "rvm"
-    elif model:
-        s["model"] = model
-    return s
+def _live_settings(model: str | None, provider: str, rvm: bool = False) -> LiveSettings:
+    return LiveSettings().merged({"provider": provider,
+                                  "model": "rvm" if rvm else model or "auto"})
 
 
 def live_matter(model: str | None, provider: str, rvm: bool = False) -> Callable:
