@@ -15,6 +15,7 @@ import pytest
 from vbg.cli import main
 from vbg.measure import bench, benchclip
 from vbg.measure.baseline import TypicalTool
+from vbg.segment.base import Capabilities
 
 SMALL = ("--size", "320x240", "--frames", "40", "--warmup", "5")
 
@@ -103,17 +104,17 @@ class _SleepySession:
         time.sleep(0.002)
 
 
-class _TwiceSegmenter:
+class _TwiceSegmenter(Capabilities):
     """Runs its network twice a frame, as a zoomed frame does (whole frame, then the crop)."""
 
     name, provider = "twice", "cpu"
 
     def __init__(self) -> None:
-        self._session = _SleepySession()
+        self.session = _SleepySession()
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
-        self._session.run(None, {})
-        self._session.run(None, {})
+        self.session.run(None, {})
+        self.session.run(None, {})
         return np.full((18, 32), 0.9, np.float32)
 
     def reset(self) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vbg.live.pipeline import Pipeline, Stages
+from vbg.segment.base import Capabilities
 
 
 @dataclass
@@ -86,8 +87,12 @@ def stages() -> Stages:
         buf[:] = frame
         return buf
 
+    class Ones(Capabilities):
+        def __call__(self, frame):
+            return np.ones((4, 4), np.float32)
+
     return Stages(
-        segmenter=lambda f: np.ones((4, 4), np.float32),
+        segmenter=Ones(),
         smoother=lambda a, f, t: a,
         refiner=lambda f, a: np.full(f.shape[:2], 255, np.uint8),
         compositor=compositor,

@@ -11,25 +11,15 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from vbg.live.frame import FrameMatter, Stages
+from vbg.live.stillscene import StillScene
 from vbg.live.threads import FrameThreads
-from vbg.segment.thumbs import Thumbnailer
 from vbg.sinks.ondemand import IDLE_STATE, idle_card
 
 if TYPE_CHECKING:
     from vbg.capture import CaptureThread, Frame
 
 STATS_EVERY_S = 5.0
-
-
-@dataclass
-class Stages:
-    """The processing objects; each can be swapped or tested alone."""
-
-    segmenter: Any
-    smoother: Any
-    refiner: Any
-    compositor: Any
-    gpu: Any = None  # vbg.gpu.frames.GpuFrameWork: the whole frame on the GPU (CUDA path)
 
 
 @dataclass
@@ -46,46 +36,6 @@ class RunStats:
 
     def add_stage(self, name: str, ms: float) -> None:
         self.stage_ms.setdefault(name, deque(maxlen=2000)).append(ms)
-
-
-class StillScene:
-    """Cheap motion check on a tiny grey summary (80x45, each pixel the mean of 16 samples of
-    the thumbnail or of 4x4 pixels of the grey guide, so sensor noise stays well under the
-    levels): is the scene the same as when the matte was last computed? Forces a fresh matte
-    at least every `refresh` frames."""
-
-    def __init__(self, mean_level: float = 1.5, peak_level: float = 16.0,
-                 refresh: int = 30) -> None:
-        self.mean_level = mean_level  # mean |difference| in grey levels, whole summary
-        self.peak_level = peak_level  # any summary pixel changing more counts as motion
-        self.refresh = refresh
-        self._have_ref = False
-        # Pre-allocated summaries (hot path).
-        self._sparse = np.zeros((90, 160, 3), np.uint8)
-        self._bgr = np.zeros((45, 80, 3), np.uint8)
-        self._grey = np.zeros((45, 80), np.uint8)
-        self._ref = np.zeros((45, 80), np.uint8)
-        self._diff = np.zeros((45, 80), np.uint8)
-        self._age = 0
-
-    def unchanged(self, image: np.ndarray) -> bool:
-        """`image`: the BGR thumbnail, or a grey one (the refiner's 320x180 guide)."""
-        if image.ndim == 2:  # grey: one area resize (an exact 4x4 mean from 320x180)
-            cv2.resize(image, (80, 45), dst=self._grey, interpolation=cv2.INTER_AREA)
-        else:
-            # INTER_LINEAR at 1/4 of a 640x360 thumbnail is the mean of the middle 2x2 pixels
-            # of each 4x4 block, then a 2x2 area mean: 0.08 ms, against 0.34 for INTER_AREA.
-            cv2.resize(image, (160, 90), dst=self._sparse, interpolation=cv2.INTER_LINEAR)
-            cv2.resize(self._sparse, (80, 45), dst=self._bgr, interpolation=cv2.INTER_AREA)
-            cv2.cvtColor(self._bgr, cv2.COLOR_BGR2GRAY, dst=self._grey)
-        if self._have_ref and self._age < self.refresh:
-            cv2.absdiff(self._grey, self._ref, dst=self._diff)
-            if cv2.mean(self._diff)[0] < self.mean_level and self._diff.max() < self.peak_level:
-                self._age += 1
-                return True
-        np.copyto(self._ref, self._grey)
-        self._have_ref, self._age = True, 0
-        return False
 
 
 class Pipeline:
@@ -109,7 +59,7 @@ class Pipeline:
         # Kernel threads, set on the pipeline's thread when it starts (see threads.py).
         self._frame_threads_setting = frame_threads
         self.frame_threads: FrameThreads | None = None
-        self._thumbnailer = Thumbnailer()  # one small copy of each frame for every stage
+        self.frame_matter = FrameMatter(stages, self.stats.add_stage)  # the CPU path's matte
         self.keep_up: Any = None  # vbg.live.keepup.KeepUp: says once if frames take too long
         self._stop = threading.Event()
         self._reload: Any = None
@@ -130,6 +80,8 @@ class Pipeline:
         self.state = "starting"  # "running", or IDLE_STATE while idle (for --stats and status)
         self._i420: np.ndarray | None = None  # the final pass's I420 output, for sinks taking it
         self._i420_ready = False  # _i420 holds the frame being emitted
+        self.pause: Any = None  # vbg.live.pause.Pauser: holds a still card while paused
+        self.tap: Any = None  # vbg.live.tap.PreviewTap: the output for pages that watch
 
     # -- control (safe from signal handlers and other threads) --
     def stop(self) -> None:
@@ -159,6 +111,9 @@ class Pipeline:
     def _run_every_frame(self) -> None:
         while not self._done():
             self._maybe_reload()
+            if self.pause is not None and self.pause.wanted:
+                self.pause.hold(self)
+                continue
             frame = self.capture.get(timeout=0.5)
             if frame is None:
                 if self.capture.state in ("ended", "stopped"):
@@ -173,6 +128,10 @@ class Pipeline:
         cpu0, frames0 = time.process_time(), 0
         while not self._done():
             self._maybe_reload()
+            if self.pause is not None and self.pause.wanted:
+                self.pause.hold(self)
+                next_due = time.monotonic()
+                continue
             if self.on_demand is not None and self.on_demand.no_reader():
                 self._sit_out()
                 next_due = time.monotonic()
@@ -218,8 +177,7 @@ class Pipeline:
         if self._stop.is_set():
             return
         self.capture = od.reopen()
-        for stage in (self.stages.segmenter, self.stages.smoother):
-            getattr(stage, "reset", lambda: None)()  # the scene may be another one now
+        self.frame_matter.reset()  # the scene may be another one now
         self._last_matte = None
         self.state = "running"
         self.log("vbg: a reader opened the virtual camera: running")
@@ -243,12 +201,7 @@ class Pipeline:
             return self._process_on_gpu(frame)
         self._card = None  # a new outage gets a card of this frame
         image = self._fit(frame.image)
-        t = time.perf_counter()
-        thumb = self._thumbnailer(image)
-        # One small grey picture for the motion checks and the refiner's guide, made once.
-        one_pass = self._one_pass()
-        small = st.refiner.guide(image, thumb) if one_pass else thumb
-        self.stats.add_stage("thumbnail", (time.perf_counter() - t) * 1e3)
+        thumb, small = self.frame_matter.prepare(image)
         self._i420_ready = False
         if (self.still is not None and self.still.unchanged(small)
                 and self._last_matte is not None):
@@ -261,21 +214,7 @@ class Pipeline:
             self._last_output = out
             return out
         t0 = time.perf_counter()
-        # The network's input is made from the thumbnail only when that holds the frame's own
-        # pixels (1080p: every 3rd, 720p: every 2nd): DAVIS at 1080p scored the same (IoU 0.877,
-        # dtSSD 7.5) for 0.4 ms less. An averaged thumbnail (e.g. 854x480 -> 640x360) cost up to
-        # 0.011 IoU and 0.2 dtSSD.
-        if self._thumbnailer.exact and getattr(st.segmenter, "takes_thumb", False):
-            low = st.segmenter(image, thumb=thumb)
-        else:
-            low = st.segmenter(image)
-        t1 = time.perf_counter()
-        low = st.smoother(low, small, self._media_time(frame))  # needs only a small picture
-        t2 = time.perf_counter()
-        if one_pass:  # the matte stays low-res; the compositor draws it in the blend
-            matte = st.refiner.fields(image, low, thumb=thumb, guide_ready=True)
-        else:
-            matte = st.refiner(image, low)
+        matte = self.frame_matter.matte(image, thumb, small, self._media_time(frame))
         t3 = time.perf_counter()
         out = self._composite(image, matte)
         t4 = time.perf_counter()
@@ -284,12 +223,8 @@ class Pipeline:
             self.keep_up.add((t4 - t0) * 1e3)
         self._last_matte = matte
         self._last_output = out
-        s = self.stats
-        s.frames_processed += 1
-        s.add_stage("inference", (t1 - t0) * 1e3)
-        s.add_stage("smoothing", (t2 - t1) * 1e3)
-        s.add_stage("refine", (t3 - t2) * 1e3)
-        s.add_stage("composite", (t4 - t3) * 1e3)
+        self.stats.frames_processed += 1
+        self.stats.add_stage("composite", (t4 - t3) * 1e3)
         return out
 
     def _process_on_gpu(self, frame: Frame) -> np.ndarray:
@@ -303,12 +238,6 @@ class Pipeline:
         self.stats.frames_processed += 1
         self._last_output = out
         return out
-
-    def _one_pass(self) -> bool:
-        """Matte and blend in one pass, when both stages can (the live default)."""
-        st = self.stages
-        return (getattr(st.refiner, "one_pass", False) and hasattr(st.refiner, "fields")
-                and hasattr(st.refiner, "guide") and hasattr(st.compositor, "render"))
 
     def _composite(self, image: np.ndarray, matte: Any, same_scene: bool = False) -> np.ndarray:
         """The blend; sets _last_alpha to the full-res matte when a sink wants it."""
@@ -382,6 +311,8 @@ class Pipeline:
                 sink.write_i420(i420, timestamp)
             else:
                 sink.write(out, alpha, timestamp)
+        if self.tap is not None:
+            self.tap.offer(out)
         now = time.monotonic()
         self.stats.add_stage("sink", (time.perf_counter() - t0) * 1e3)
         self.stats.latencies_ms.append((now - timestamp) * 1e3)

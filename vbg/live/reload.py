@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vbg.live import build
-from vbg.live.pipeline import Pipeline, StillScene
+from vbg.live.pipeline import Pipeline
 from vbg.live.settings import LiveSettings
+from vbg.live.stillscene import StillScene
 from vbg.live.threads import FrameThreads
 
 BACKGROUND_KEYS = ("background", "video", "blur", "color", "blur_refresh")

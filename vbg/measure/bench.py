@@ -112,11 +112,9 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
     # per frame: a zoomed frame runs the network more than once.
     timed = False
     gpu = stages.gpu  # the CUDA path times its own stages (each ends in a stream sync)
-    nets = () if gpu is not None else (seg, getattr(seg, "inner", None), getattr(seg, "zoom", None))
-    for net in {id(n): n for n in nets if n is not None}.values():
-        session = getattr(net, "_session", None)
-        if session is not None:
-            net._session = SessionTimer(session, clock)
+    for net in () if gpu is not None else seg.networks():
+        if net.session is not None:
+            net.session = SessionTimer(net.session, clock)
             timed = True
     if timed:
         stages.segmenter = SegmenterTimer(seg, clock, extra["network"])

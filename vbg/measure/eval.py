@@ -16,8 +16,14 @@ import cv2
 import numpy as np
 
 from vbg.errors import ConfigError
+from vbg.live.build import build_stages, choose_model
+from vbg.live.frame import FrameMatter
 from vbg.live.settings import LiveSettings
 from vbg.measure import metrics
+from vbg.segment import new_segmenter
+from vbg.segment.rvm import rvm_installed
+from vbg.still.options import StillOptions
+from vbg.still.pipeline import StillPipeline
 
 CONFIGS = {
     "live": "the live pipeline as `vbg` runs it (zoom, smoothing, refinement)",
@@ -70,38 +76,21 @@ def _live_settings(model: str | None, provider: str, rvm: bool = False) -> LiveS
 
 
 def live_matter(model: str | None, provider: str, rvm: bool = False) -> Callable:
-    """A function (frame, t, first) -> uint8 matte running the live stages."""
-    from vbg.live import build as live
-    from vbg.matte import onepass
-    from vbg.segment.thumbs import Thumbnailer
-
-    stages = live.build_stages(_live_settings(model, provider, rvm))
-    seg, smoother, refiner = stages.segmenter, stages.smoother, stages.refiner
-    thumbnailer = Thumbnailer()
+    """A function (frame, t, first) -> uint8 matte: live mode's own per-frame matte."""
+    frames = FrameMatter(build_stages(_live_settings(model, provider, rvm)))
 
     def matte(frame: np.ndarray, t: float, first: bool) -> np.ndarray:
-        """What the live pipeline computes per frame (pipeline._process), as a full-res matte."""
         if first:
-            seg.reset()
-            smoother.reset()
+            frames.reset()
         frame = np.ascontiguousarray(frame)
-        if not refiner.one_pass:
-            return refiner(frame, smoother(seg(frame), frame, t))
-        thumb = thumbnailer(frame)
-        guide = refiner.guide(frame, thumb)
-        exact = thumbnailer.exact and getattr(seg, "takes_thumb", False)
-        low = smoother(seg(frame, thumb=thumb) if exact else seg(frame), guide, t)
-        fields = refiner.fields(frame, low, thumb=thumb, guide_ready=True)
-        return onepass.draw(fields, frame, matte=np.empty(frame.shape[:2], np.uint8))
+        thumb, small = frames.prepare(frame)
+        return frames.as_image(frame, frames.matte(frame, thumb, small, t))
 
     return matte
 
 
 def raw_matter(model: str | None, provider: str) -> Callable:
-    from vbg.live import build as live
-    from vbg.segment import new_segmenter
-
-    name = live.choose_model(_live_settings(model, provider))
+    name = choose_model(_live_settings(model, provider))
     seg = new_segmenter(name, provider)
 
     def matte(frame: np.ndarray, t: float, first: bool) -> np.ndarray:
@@ -115,9 +104,6 @@ def raw_matter(model: str | None, provider: str) -> Callable:
 
 
 def still_matter(provider: str) -> Callable:
-    from vbg.still.options import StillOptions
-    from vbg.still.pipeline import StillPipeline
-
     pipe = StillPipeline(StillOptions(provider=provider))
 
     def matte(frame: np.ndarray, t: float, first: bool) -> np.ndarray:
@@ -174,8 +160,6 @@ def evaluate_set(matte: Callable, items: list, sequence: bool, fps: float) -> di
 
 
 def run(args: argparse.Namespace) -> int:
-    from vbg.segment.rvm import rvm_installed
-
     sets = find_sets(args.data)
     results = []
     for set_dir in sets:

@@ -23,6 +23,10 @@ class Segmenter(Protocol):
     full_resolution: bool  # mattes at the working size itself (its own refiner)
     takes_thumb: bool  # __call__(frame, thumb=...) accepts a ready thumbnail
     mirrors: bool  # __call__(frame, mirror=True) segments the mirrored frame
+    session: Any  # its onnxruntime session (run() is timed by `vbg bench`), or None
+
+    def networks(self) -> tuple[Segmenter, ...]:
+        """The segmenters that run a network for this one: itself, or a wrapper's parts."""
 
     def __call__(self, frame: np.ndarray) -> np.ndarray: ...
 
@@ -37,6 +41,11 @@ class Capabilities:
     full_resolution = False
     takes_thumb = False
     mirrors = False
+    session: Any = None  # the onnxruntime session it runs; a wrapper with run() may replace it
+
+    def networks(self) -> tuple[Any, ...]:
+        """The segmenters that run a network for this one (itself; a wrapper's parts)."""
+        return (self,)
 
 
 Factory = Callable[..., Segmenter]

@@ -60,8 +60,8 @@ class RvmSegmenter(Capabilities):
         self.name = "rvm"
         self.temporal = True  # recurrent state: no extra smoothing on top
         self.full_resolution = True  # its own refiner: mattes at the working size
-        self._session = new_session(rvm_path(), provider, threads, heavy=True)
-        self.provider = provider_label(self._session)
+        self.session = new_session(rvm_path(), provider, threads, heavy=True)
+        self.provider = provider_label(self.session)
         self.internal = internal
         self.max_side = max_side
         self.input_size = (0, 0)  # set per frame size: (w, h) the network sees
@@ -97,7 +97,7 @@ class RvmSegmenter(Capabilities):
         cv2.cvtColor(img, cv2.COLOR_BGR2RGB, dst=self._rgb)
         np.multiply(self._rgb.transpose(2, 0, 1), np.float32(1 / 255), out=self._src[0])
         s = self.state
-        _fgr, pha, r1, r2, r3, r4 = self._session.run(None, {
+        _fgr, pha, r1, r2, r3, r4 = self.session.run(None, {
             "src": self._src, "r1i": s.r1, "r2i": s.r2, "r3i": s.r3, "r4i": s.r4,
             "downsample_ratio": self._ratio})
         self.state = RecurrentState(r1, r2, r3, r4)

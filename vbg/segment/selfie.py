@@ -17,9 +17,9 @@ class SelfieSegmenter(Capabilities):
                  threads: int | None = None) -> None:
         self.name = name
         self.input_size = size
-        self._session = new_session(verified_path(name), provider, threads)
-        self.provider = provider_label(self._session)
-        self._in_name = self._session.get_inputs()[0].name
+        self.session = new_session(verified_path(name), provider, threads)
+        self.provider = provider_label(self.session)
+        self._in_name = self.session.get_inputs()[0].name
         w, h = size
         # Pre-allocated per-frame buffers (hot path).
         self._small = np.empty((h, w, 3), np.uint8)
@@ -41,7 +41,7 @@ class SelfieSegmenter(Capabilities):
             small = cv2.flip(self._small, 1, dst=self._mirrored)
         cv2.cvtColor(small, cv2.COLOR_BGR2RGB, dst=self._rgb)
         np.multiply(self._rgb, np.float32(1.0 / 255.0), out=self._input[0])
-        out = self._session.run(None, {self._in_name: self._input})[0]
+        out = self.session.run(None, {self._in_name: self._input})[0]
         return out[0, :, :, 0]
 
     def reset(self) -> None:

@@ -76,6 +76,9 @@ class TrackedSegmenter(Capabilities):
         self._frame_size: tuple[int, int] | None = None
         self._box: np.ndarray | None = None  # x0, y0, x1, y1 in frame pixels (float)
 
+    def networks(self) -> tuple[Segmenter, ...]:
+        return (self.inner,) if self.zoom is self.inner else (self.inner, self.zoom)
+
     def reset(self) -> None:
         self._box = None
         self._full_fresh = False
