@@ -19,8 +19,8 @@ from vbg.errors import CameraError, ConfigError
 
 PIXEL_FORMATS = {"mjpg": "MJPG", "yuyv": "YUYV"}
 DEFAULT_FILE_FPS = 30.0
-_URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
-_DEVICE = re.compile(r"^/dev/video(\d+)$")
+URL = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*://")
+DEVICE = re.compile(r"^/dev/video(\d+)$")
 CAMERA_HINTS = (
     "Is the camera plugged in? Is it in use by another application (close other video apps)? "
     "On Linux your user needs access to it (the 'video' group: "
@@ -144,30 +144,7 @@ class CvSource(Source):
             cap.release()
 
 
-def open_source(spec: str, size: tuple[int, int] | None = None, fps: float | None = None,
-                pixel_format: str | None = None, open_timeout: float = 5.0,
-                read_timeout: float = 2.0) -> Source:
-    """Open a camera index, /dev/videoN, video file, MJPEG http(s) URL or FFmpeg URL."""
-    spec = str(spec).strip()
-    if not spec:
-        raise ConfigError("empty input source: give a camera index (0), /dev/videoN, a file or URL")
-    fourcc = _pixel_format(pixel_format)
-    if spec.isdigit() or _DEVICE.match(spec):
-        return open_camera(spec, size, fps, fourcc, read_timeout)
-    if _URL.match(spec):
-        if spec.lower().startswith(("http://", "https://")):
-            from vbg.capture.mjpeg import NotMjpegError, open_mjpeg
-
-            try:
-                return open_mjpeg(spec, fps, open_timeout, read_timeout)
-            except NotMjpegError as e:  # some other kind of HTTP stream: let FFmpeg try
-                detail = f" (it answered Content-Type '{e}', which is not MJPEG or JPEG)"
-                return open_stream(spec, open_timeout, read_timeout, detail)
-        return open_stream(spec, open_timeout, read_timeout)
-    return open_file(spec)
-
-
-def _pixel_format(pixel_format: str | None) -> str | None:
+def pixel_fourcc(pixel_format: str | None) -> str | None:
     if pixel_format is None or pixel_format.lower() in ("", "auto"):
         return None
     try:
@@ -183,7 +160,7 @@ def open_camera(spec: str, size: tuple[int, int] | None, fps: float | None,
                 fourcc: str | None, read_timeout: float) -> Source:
     """Open a local camera by index or /dev/videoN and read back what it delivers."""
     linux = sys.platform.startswith("linux")
-    match = _DEVICE.match(spec)
+    match = DEVICE.match(spec)
     device = spec if match else (f"/dev/video{spec}" if linux else f"camera {spec}")
     if linux:
         _check_device_node(device)

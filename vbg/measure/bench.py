@@ -28,11 +28,15 @@ from typing import Any
 
 import cv2
 
-from vbg.capture import Source
+from vbg.backgrounds import read_image
+from vbg.capture import CaptureThread, Source, open_source
 from vbg.errors import ConfigError, VbgError
 from vbg.live import config
+from vbg.live.build import build_stages
+from vbg.live.pipeline import Pipeline
 from vbg.live.settings import LiveSettings
 from vbg.measure import idle
+from vbg.measure.baseline import TypicalTool
 from vbg.measure.benchclip import RING_FRAMES, RingSource, TimedSource, make_clip
 from vbg.measure.probes import (
     BackgroundTimer,
@@ -45,6 +49,7 @@ from vbg.measure.probes import (
     machine,
     median,
 )
+from vbg.sinks import NullSink
 
 DEFAULT_SIZE = "1280x720"
 STAGES = ("decode", "preprocess", "inference", "smoothing", "refine", "composite",
@@ -102,9 +107,6 @@ def live_settings(args: argparse.Namespace) -> LiveSettings:
 def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
             frame_threads: int = 0) -> dict[str, Any]:
     """Frames through CaptureThread + Pipeline into the measuring NullSink; the figures."""
-    from vbg.capture import CaptureThread
-    from vbg.live.pipeline import Pipeline
-
     extra: dict[str, deque] = {name: deque(maxlen=2000)
                                for name in ("decode", "network", "bg")}
     seg, clock = stages.segmenter, NetworkClock()
@@ -176,8 +178,6 @@ def run_vbg(stages, opener, fps: float | None, warmup: int, frames: int,
 
 def run_baseline(tool, opener, fps: float | None, warmup: int, frames: int) -> dict[str, Any]:
     """The typical tool's single-threaded loop: read, compose, convert for the camera."""
-    from vbg.sinks import NullSink
-
     decode_ms: deque = deque(maxlen=2000)
     source: Source = opener(decode_ms)
     sink, window = NullSink(), Window()
@@ -242,8 +242,6 @@ def _check(args: argparse.Namespace) -> None:
 def _openers(args: argparse.Namespace, size: tuple[int, int] | None):
     """(opener(decode_ms) -> Source for vbg, description, frame size)."""
     if args.source:
-        from vbg.capture import open_source
-
         probe = open_source(args.source)  # fails now, naming the file, if unusable
         native = (probe.info.width, probe.info.height)
         probe.close()
@@ -267,11 +265,9 @@ def run(args: argparse.Namespace) -> int:
     size = config.parse_size(args.size) if args.size else None
     s = live_settings(args)
     # Stages first, in live mode's order, so the process is set up as live mode sets it up
-    # (e.g. thread settings made at import) before the clip builder runs any kernel.
-    from vbg.live import build as live
-
+    # before the clip builder runs any kernel.
     default_cv2_threads = cv2.getNumThreads()
-    stages = live.build_stages(s, _log)
+    stages = build_stages(s, _log)
     if args.no_reader and not args.fps:
         args.fps = 30.0  # the clip comes at a camera's pace
     opener, source_name, size = _openers(args, size)
@@ -297,9 +293,6 @@ def run(args: argparse.Namespace) -> int:
         "machine": machine(),
     }
     if args.baseline:
-        from vbg.backgrounds import read_image
-        from vbg.measure.baseline import TypicalTool
-
         _log("vbg bench: the typical tool, same frames")
         cv2.setNumThreads(default_cv2_threads)  # as the typical tool runs: OpenCV's default
         image = read_image(s.background) if s.background else None

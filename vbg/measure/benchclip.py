@@ -9,10 +9,12 @@ from collections import deque
 import cv2
 import numpy as np
 
-from vbg.backgrounds import BUNDLED_DIR
+from vbg.backgrounds import BUNDLED_DIR, cover_fit
 from vbg.capture import Source, SourceInfo
 from vbg.data import data_path
 from vbg.errors import VbgError
+from vbg.matte.refine import MatteRefiner
+from vbg.segment import new_segmenter
 
 PORTRAIT = data_path("samples", "astronaut.png")  # package data: works from a wheel too
 SCENE = BUNDLED_DIR / "launch.jpg"  # the "room" behind the person in the bench clip
@@ -21,9 +23,6 @@ RING_FRAMES = 60
 
 def _person_layer() -> tuple[np.ndarray, np.ndarray]:
     """The portrait and its matte (vbg's own models, computed once, not measured)."""
-    from vbg.matte.refine import MatteRefiner
-    from vbg.segment import new_segmenter
-
     portrait = cv2.imread(str(PORTRAIT), cv2.IMREAD_COLOR)
     if portrait is None:
         raise VbgError(f"bench sample {PORTRAIT} is missing or unreadable; restore it with "
@@ -35,8 +34,6 @@ def _person_layer() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _scene(size: tuple[int, int]) -> np.ndarray:
-    from vbg.backgrounds import cover_fit
-
     scene = cv2.imread(str(SCENE), cv2.IMREAD_COLOR)
     if scene is None:
         raise VbgError(f"bench scene {SCENE} is missing or unreadable; restore it with "

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from vbg.sinks import NullSink
+
 
 def rss_mb() -> float:
     """Current resident set size of this process, MB."""
@@ -80,8 +82,6 @@ class MeasuringSink:
     needs_matte = False  # as the virtual camera: the composited frame only
 
     def __init__(self, warmup: int, frames: int, window: Window, on_warm) -> None:
-        from vbg.sinks import NullSink
-
         self.inner = NullSink()
         self.name = "null (measuring)"
         self.warmup, self.end = warmup, warmup + frames

@@ -33,8 +33,7 @@ class SelfieSegmenter(Capabilities):
         """Alpha of `frame`, or with `mirror` of the frame flipped left-right (flipped after
         the resize: the same pixels, measured, without a frame-sized copy)."""
         w, h = self.input_size
-        # Measured on ../shared/data: a sharp resize (cubic) beats INTER_AREA by ~0.07 IoU on
-        # DAVIS (the network was trained on sharp inputs), and costs ~0.1 ms at any frame size.
+        # A sharp (cubic) resize: the network was trained on sharp inputs (docs/decisions.md).
         cv2.resize(frame, (w, h), dst=self._small, interpolation=cv2.INTER_CUBIC)
         small = self._small
         if mirror:

@@ -35,8 +35,7 @@ class Thumbnailer:
     """Callable: BGR frame -> the frame at about WIDTH px wide (a reused buffer, aspect kept),
     or the frame itself when it is not larger. One sparse pass at a whole ratio (1080p: 3, 720p:
     2): every ratio-th pixel (INTER_NEAREST_EXACT), reading 1/ratio of the frame's rows; other
-    ratios: INTER_LINEAR. On DAVIS upscaled to 720p, picking instead of the 2x2 mean also scored
-    better (IoU 0.875 -> 0.882, dtSSD 7.17 -> 6.96: the network takes the thumbnail then)."""
+    ratios: INTER_LINEAR (why picking: docs/decisions.md, "Thumbnails")."""
 
     def __init__(self, width: int = WIDTH) -> None:
         self.width = width

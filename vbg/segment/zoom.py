@@ -1,5 +1,5 @@
 """Zoom on the person: a second pass on a crop around where they were makes small or moving
-people as large to the network as a close-up (DAVIS IoU 0.73 -> 0.84 with the landscape model)."""
+people as large to the network as a close-up (figures: docs/decisions.md, "Zoom pass")."""
 
 from __future__ import annotations
 
@@ -48,16 +48,14 @@ class TrackedSegmenter(Capabilities):
     working canvas (long side `canvas`), returned as the low-res alpha at long side `output`
     (the refiner's guide grid: smoothing and refining there lose nothing, measured)."""
 
-    # Defaults measured with `vbg eval` on DAVIS (see README, matte quality): full-frame pass
-    # every 4th frame while zoomed costs nothing in IoU; the mirrored crop pass and holding the
-    # crop while the person stays inside it each cut dtSSD by ~0.1-0.4.
+    # Defaults measured with `vbg eval` on DAVIS: docs/decisions.md, "Zoom pass".
     def __init__(self, inner: Segmenter, canvas: int = 512, output: int = 320,
                  margin: float = 0.15,
                  max_area: float = 0.6, stretch: float = 2.0, mirror: bool = True,
                  full_every: int = 4, hold: float = 0.3, zoom: Segmenter | None = None) -> None:
         self.inner = inner
-        # The network for crops: a person-shaped crop suits the square 256x256 model better
-        # than the wide landscape one (DAVIS clip IoU 0.838 -> 0.875, dtSSD 8.44 -> 7.80).
+        # The network for crops: the square 256x256 model suits a person-shaped crop better
+        # than the wide landscape one (docs/decisions.md, "Zoom pass").
         self.zoom = zoom or inner
         self.name = inner.name
         self.input_size = self.zoom.input_size  # crops are shaped for the zoom network
@@ -141,7 +139,7 @@ class TrackedSegmenter(Capabilities):
         cx1, cy1 = max(cx0 + 1, round(x1 * s)), max(cy0 + 1, round(y1 * s))
         dst = self._out[cy0:cy1, cx0:cx1]
         size = (cx1 - cx0, cy1 - cy0)
-        if self.mirror and getattr(self.zoom, "mirrors", False):
+        if self.mirror and self.zoom.mirrors:
             self._both_ways(frame[y0:y1, x0:x1], size, dst)
             self.zoomed += 1
             return self._finish(self._out)
@@ -186,7 +184,7 @@ class TrackedSegmenter(Capabilities):
 
     def _mirrored_pass(self, crop: np.ndarray) -> np.ndarray:
         """The zoom network on the crop flipped left-right, without allocating per frame."""
-        if getattr(self.zoom, "mirrors", False):
+        if self.zoom.mirrors:
             return self.zoom(crop, mirror=True)  # flips the network input, not the crop
         if self._flipped is None or self._flipped.shape[2] != crop.shape[2]:
             fw, fh = self._frame_size  # type: ignore[misc]
