@@ -156,3 +156,14 @@ def test_a_choice_from_a_file_is_checked(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"pixel_format = 'h264' \(file {re.escape(str(cfg))}"
                        r" key pixel_format\) is not one of mjpg, yuyv"):
         config.load(cfg)
+
+
+@pytest.mark.parametrize("argv", [["--blur", "0"], ["still", "in.png", "-o", "out.png", "--blur", "0"],
+                                  ["--blur", "101"]])
+def test_blur_flag_means_the_same_in_live_and_still_mode(argv, capsys) -> None:
+    from vbg.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith(f"vbg: error: --blur {argv[-1]} (flag --blur) is out of range: "
+                          "allowed 1 to 100")

@@ -135,3 +135,15 @@ def test_models_remove_deletes_the_downloaded_rvm_only(tmp_path: Path, monkeypat
     err = capsys.readouterr().err
     assert "bundled models are part of vbg" in err and err.count("\n") == 1
     assert all(p.is_file() for p in models.REPO_MODELS_DIR.glob("*.onnx"))
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["models", "pull"], "(name one)"), (["models", "remove"], "(name one)"),
+    (["models", "pull", "foo"], "'foo' is not one of them"),
+    (["models", "remove", "selfie"], "'selfie' is bundled with vbg and stays")])
+def test_models_without_a_good_name_say_which_names_work(argv, words, capsys) -> None:
+    from vbg.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert words in err and "e.g. `vbg models" in err and "None" not in err

