@@ -140,7 +140,7 @@ def test_models_remove_deletes_the_downloaded_rvm_only(tmp_path: Path, monkeypat
 @pytest.mark.parametrize("argv, words", [
     (["models", "pull"], "(name one)"), (["models", "remove"], "(name one)"),
     (["models", "pull", "foo"], "'foo' is not one of them"),
-    (["models", "remove", "selfie"], "'selfie' is one of the bundled models")])
+    (["models", "remove", "selfie"], "'selfie': the bundled models are part of vbg")])
 def test_models_without_a_good_name_say_which_names_work(argv, words, capsys) -> None:
     from vbg.cli import main
 

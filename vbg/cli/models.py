@@ -51,7 +51,7 @@ def remove_model(name: str | None) -> int:
     """Delete a downloaded model (rvm) and its licence file from the per-user cache."""
     if name != "rvm":
         bundled = name in models.manifest() if name else False
-        given = (f"{name!r} is one of the bundled models, which are part of vbg and stay" if bundled
+        given = (f"{name!r}: the bundled models are part of vbg and stay" if bundled
                  else f"{name!r} is not one of them" if name else "name one")
         raise ModelError(f"`vbg models remove NAME` removes downloaded models: rvm ({given}); "
                          "e.g. `vbg models remove rvm`")
