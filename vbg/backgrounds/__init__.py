@@ -15,7 +15,7 @@ from vbg.backgrounds.color import (
     TransparentBackground,
     parse_color,
 )
-from vbg.backgrounds.enlarge import Enlarger, row_taps
+from vbg.backgrounds.enlarge import Enlarger
 from vbg.backgrounds.image import (
     BUNDLED_DIR,
     ImageBackground,
@@ -51,7 +51,6 @@ __all__ = [
     "make_background",
     "parse_color",
     "read_image",
-    "row_taps",
     "warm_up",
 ]
 

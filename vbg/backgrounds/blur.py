@@ -12,6 +12,7 @@ from numba import njit, types
 from vbg.backgrounds.base import frame_size
 from vbg.backgrounds.enlarge import Enlarger
 from vbg.errors import BackgroundError
+from vbg.pixels import IMAGE_IN, IMAGE_OUT, LUMA_B, LUMA_G, LUMA_R, PLANE_IN
 
 DEFAULT_BLUR = 15
 MAX_BLUR = 100
@@ -21,10 +22,8 @@ MAX_BLUR = 100
 # of 1/16320, so blur(w) never reaches 0: deep inside the person B falls back smoothly to the
 # plain blurred frame, elsewhere the person's own pixels count ~1/16000 as much as the scene's.
 # One compiled version per kernel (C-contiguous, inputs may be read-only), loaded at import.
-_FRAME_IN = types.Array(types.uint8, 3, "C", readonly=True)
-_MATTE_IN = types.Array(types.uint8, 2, "C", readonly=True)
+_FRAME_IN, _MATTE_IN, _IMAGE_OUT = IMAGE_IN, PLANE_IN, IMAGE_OUT
 _WEIGHTED = types.Array(types.float32, 3, "C")
-_IMAGE_OUT = types.Array(types.uint8, 3, "C")
 
 
 @njit(_WEIGHTED(_FRAME_IN, _MATTE_IN, _WEIGHTED), fastmath=True, cache=True)
@@ -68,12 +67,12 @@ def _room_change(small, person, ref, ref_person, block):  # pragma: no cover - c
             for y in range(by, min(by + block, height), 2):
                 for x in range(bx, min(bx + block, width), 2):
                     if person[y, x] < 8 and ref_person[y, x] < 8:
-                        total += (np.float32(0.114) * (np.float32(small[y, x, 0])
-                                                       - np.float32(ref[y, x, 0]))
-                                  + np.float32(0.587) * (np.float32(small[y, x, 1])
-                                                         - np.float32(ref[y, x, 1]))
-                                  + np.float32(0.299) * (np.float32(small[y, x, 2])
-                                                         - np.float32(ref[y, x, 2])))
+                        total += (np.float32(LUMA_B) * (np.float32(small[y, x, 0])
+                                                        - np.float32(ref[y, x, 0]))
+                                  + np.float32(LUMA_G) * (np.float32(small[y, x, 1])
+                                                          - np.float32(ref[y, x, 1]))
+                                  + np.float32(LUMA_R) * (np.float32(small[y, x, 2])
+                                                          - np.float32(ref[y, x, 2])))
                         count += 1
             if 16 * count >= block * block:  # a quarter of the samples at least
                 worst = max(worst, abs(total / count))

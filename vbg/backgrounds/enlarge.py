@@ -6,8 +6,9 @@ import cv2
 import numpy as np
 from numba import njit, prange, types
 
-_IMAGE_OUT = types.Array(types.uint8, 3, "C")
-_WIDE_IN = types.Array(types.uint8, 3, "C", readonly=True)
+from vbg.pixels import IMAGE_IN, IMAGE_OUT, linear_taps_256
+
+_IMAGE_OUT, _WIDE_IN = IMAGE_OUT, IMAGE_IN
 _ROWS = types.Array(types.int32, 1, "C", readonly=True)
 _ROW_WEIGHTS = types.Array(types.uint16, 1, "C", readonly=True)
 
@@ -27,14 +28,6 @@ def _enlarge_rows(wide, y0, y1, wy, out):  # pragma: no cover - compiled
             value = w0 * np.uint16(top[i]) + w1 * np.uint16(bottom[i]) + np.uint16(128)
             out_rows[y, i] = np.uint8(value >> np.uint16(8))
     return out
-
-
-def row_taps(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear source rows and weights in 1/256 (half-pixel centres, as cv2 INTER_LINEAR)."""
-    pos = np.clip((np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5, 0.0, src - 1)
-    lo = np.floor(pos).astype(np.int32)
-    hi = np.minimum(lo + 1, src - 1).astype(np.int32)
-    return lo, hi, np.round((pos - lo) * 256).astype(np.uint16)
 
 
 class Enlarger:
@@ -57,7 +50,7 @@ class Enlarger:
         if key != self._key:
             # Hot path: the buffer and tables are made once per (small, frame) size.
             self._wide = np.empty((small.shape[0], width, 3), np.uint8)
-            self._y0, self._y1, self._wy = row_taps(height, small.shape[0])
+            self._y0, self._y1, self._wy = linear_taps_256(height, small.shape[0])
             self._key = key
         cv2.resize(small, (width, small.shape[0]), dst=self._wide,
                    interpolation=cv2.INTER_LINEAR)

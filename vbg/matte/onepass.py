@@ -17,8 +17,9 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-# BT.601 luma weights, the same cv2.COLOR_BGR2GRAY uses.
-_WB, _WG, _WR = np.float32(0.114), np.float32(0.587), np.float32(0.299)
+from vbg.pixels import LUMA_B, LUMA_G, LUMA_R
+
+_WB, _WG, _WR = np.float32(LUMA_B), np.float32(LUMA_G), np.float32(LUMA_R)
 _F32 = np.float32
 _INV256 = np.float32(1.0 / 256.0)
 SURE_BG, EDGE, SURE_PERSON = 0, 1, 2

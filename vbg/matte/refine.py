@@ -1,20 +1,8 @@
 """Full-resolution matte from the low-res segmenter alpha: fast guided filter + matting knobs.
 
-DEFAULTS, measured by tools/tune_refine.py on /work/shared/data (every frame on its own, model
-input as vbg.segment ships it): guided r=1 eps=3e-4 guide 320 px, threshold 0.5, contrast 3,
-erode 0, feather 1. IoU@0.5 / MAD (x1000):
-
-    model             set     raw bilinear    DEFAULTS
-    selfie            coco    0.710 / 154.3   0.710 / 152.2
-    selfie            davis   0.714 /  28.3   0.719 /  26.4
-    selfie-landscape  coco    0.712 / 159.5   0.712 / 154.6
-    selfie-landscape  davis   0.732 /  16.5   0.739 /  13.3
-
-Erode/dilate and thresholds other than 0.5 trade one set against the other. Contrast lowers MAD
-but raises flicker (davis landscape dtSSD 10.5 raw, 10.3 guided at contrast 1, 11.1 at 3).
-The live path stops at the low-res fields (`MatteRefiner.fields`, ~0.7-1.3 ms on the 320x180
-grid whatever the frame size); onepass.py draws the full-res matte inside the blend, only in
-the cells where it is not surely 0 or 255 (~9% of a 1080p talking head).
+The live path stops at the low-res fields (`MatteRefiner.fields`); onepass.py draws the
+full-res matte inside the blend, only in the cells where it is not surely 0 or 255.
+DEFAULTS and their measurements: docs/decisions.md, "Matte refinement defaults".
 """
 
 from __future__ import annotations
@@ -27,6 +15,7 @@ import numpy as np
 
 from vbg.errors import ConfigError
 from vbg.matte import onepass
+from vbg.pixels import linear_taps
 from vbg.segment.thumbs import Thumbnailer
 
 
@@ -99,15 +88,6 @@ def _fold_curve(coef: np.ndarray, threshold: float, contrast: float, ak: np.ndar
         for x in range(coef.shape[1]):
             ak[y, x] = coef[y, x, 0] * np.float32(contrast)
             bk[y, x] = coef[y, x, 1] * gain + offset
-
-
-def _linear_taps(dst: int, src: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Bilinear source indices and weights (half-pixel centres, as cv2.resize INTER_LINEAR)."""
-    pos = (np.arange(dst, dtype=np.float64) + 0.5) * (src / dst) - 0.5
-    pos = np.clip(pos, 0.0, src - 1)
-    lo = np.floor(pos).astype(np.int32)
-    hi = np.minimum(lo + 1, src - 1).astype(np.int32)
-    return lo, hi, (pos - lo).astype(np.float32)
 
 
 @nb.njit(cache=True, fastmath=True)
@@ -195,7 +175,7 @@ class MatteRefiner:
         gh = max(1, round(h * gw / w))
         self._guide_size = (gh, gw)
         # Big frames: a sparse thumbnail at twice the guide first, then an exact 2x2 mean (as
-        # good as INTER_AREA on DAVIS upscaled to 1080p, at a fraction of the memory reads).
+        # good as INTER_AREA, reading a fraction of the frame: docs/decisions.md, "Thumbnails").
         self._thumbnailer = Thumbnailer(2 * gw)
         self._guide_bgr = np.empty((gh, gw, 3), np.uint8)
         self._guide_grey = np.empty((gh, gw), np.uint8)
@@ -214,8 +194,8 @@ class MatteRefiner:
         """Interpolation tables and the classification buffers for one field grid size."""
         if self._field_size != (fh, fw):
             h, w = self._frame_size  # type: ignore[misc]
-            x0, _, wx = _linear_taps(w, fw)
-            y0, y1, wy = _linear_taps(h, fh)
+            x0, _, wx = linear_taps(w, fw)
+            y0, y1, wy = linear_taps(h, fh)
             starts = np.searchsorted(x0, np.arange(fw + 1)).astype(np.int32)
             self._taps = (wx, y0, y1, wy, starts)
             # Skipping sure cells needs every frame pixel's neighbours within one cell.

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 from numba import njit
 
+from vbg.pixels import LUMA_B, LUMA_G, LUMA_R
+
 
 # The matte is small (e.g. 256x144): serial kernels beat a parallel launch (waking the OpenMP
 # workers cost more CPU than the work itself, measured).
@@ -36,9 +38,9 @@ def _grey_change(small: np.ndarray, prev_grey: np.ndarray, grey: np.ndarray) -> 
     for y in range(h):
         row = 0.0
         for x in range(w):
-            value = (np.float32(0.114 / 255) * np.float32(small[y, x, 0])
-                     + np.float32(0.587 / 255) * np.float32(small[y, x, 1])
-                     + np.float32(0.299 / 255) * np.float32(small[y, x, 2]))
+            value = (np.float32(LUMA_B / 255) * np.float32(small[y, x, 0])
+                     + np.float32(LUMA_G / 255) * np.float32(small[y, x, 1])
+                     + np.float32(LUMA_R / 255) * np.float32(small[y, x, 2]))
             grey[y, x] = value
             row += abs(value - prev_grey[y, x])
         total += row
