@@ -39,6 +39,11 @@ class SourceInfo:
     pixel_format: str
     frame_count: int | None = None  # files only
 
+    def __str__(self) -> str:
+        frames = f", {self.frame_count} frames" if self.frame_count else ""
+        return (f"{self.name}: {self.width}x{self.height} at {self.fps:g} fps "
+                f"({self.pixel_format}{frames})")
+
 
 class Source:
     """A stream of BGR uint8 frames; subclasses implement read() and close()."""
