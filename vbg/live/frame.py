@@ -76,6 +76,18 @@ class FrameMatter:
         self.stages = stages
         self.thumbnailer = Thumbnailer()  # one small copy of each frame for every stage
         self.add_stage = add_stage or (lambda _name, _ms: None)
+        self._checked: tuple[Any, Any] | None = None  # the stages `_capable` was found for
+        self._capable = False
+
+    def one_pass(self) -> bool:
+        """`one_pass(stages)`; the protocol checks (~0.1 ms) redone only for new stages."""
+        st = self.stages
+        checked = self._checked
+        if checked is None or checked[0] is not st.refiner or checked[1] is not st.compositor:
+            self._checked = (st.refiner, st.compositor)
+            self._capable = (isinstance(st.refiner, OnePassRefiner)
+                             and isinstance(st.compositor, OnePassCompositor))
+        return self._capable and st.refiner.one_pass  # type: ignore[union-attr]
 
     def prepare(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(thumbnail, small grey or BGR picture for the motion check and the smoother)."""
@@ -83,7 +95,7 @@ class FrameMatter:
         thumb = self.thumbnailer(image)
         # One small grey picture for the motion checks and the refiner's guide, made once.
         refiner: Any = self.stages.refiner
-        small = refiner.guide(image, thumb) if one_pass(self.stages) else thumb
+        small = refiner.guide(image, thumb) if self.one_pass() else thumb
         self.add_stage("thumbnail", (time.perf_counter() - t) * 1e3)
         return thumb, small
 
@@ -103,7 +115,7 @@ class FrameMatter:
         t1 = time.perf_counter()
         low = st.smoother(low, small, media_time)  # needs only a small picture
         t2 = time.perf_counter()
-        if one_pass(st):
+        if self.one_pass():
             matte = refiner.fields(image, low, thumb=thumb, guide_ready=True)
         else:
             matte = refiner(image, low)
