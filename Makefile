@@ -41,6 +41,7 @@ lint: setup
 	$(VENV)/bin/ruff check vbg tests tools
 
 test: setup lint
+	@sh tools/ensure_chromium.sh
 	$(VENV)/bin/pytest -q
 	@echo "The CUDA path's tests again, under numba's CUDA simulator:"
 	NUMBA_ENABLE_CUDASIM=1 $(VENV)/bin/pytest -q tests/test_gpu.py

@@ -39,3 +39,14 @@ def davis_clip(shared_data: Path) -> Path:
     if not path.is_file():
         pytest.skip(f"{path} not found")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _private_user_dirs(tmp_path_factory, monkeypatch):
+    """Live mode's runtime file and remembered choices go to a temp folder, not the user's."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(home / "run"))
+    (home / "run").mkdir(mode=0o700)
+    from vbg.live import config
+
+    monkeypatch.setattr(config, "USER_CONFIG", home / "config" / "vbg" / "config.toml")

@@ -158,8 +158,8 @@ def test_a_choice_from_a_file_is_checked(tmp_path: Path) -> None:
         config.load(cfg)
 
 
-@pytest.mark.parametrize("argv", [["--blur", "0"], ["still", "in.png", "-o", "out.png", "--blur", "0"],
-                                  ["--blur", "101"]])
+@pytest.mark.parametrize("argv", [["--blur", "0"], ["--blur", "101"],
+                                  ["still", "in.png", "-o", "out.png", "--blur", "0"]])
 def test_blur_flag_means_the_same_in_live_and_still_mode(argv, capsys) -> None:
     from vbg.cli import main
 

@@ -232,3 +232,21 @@ def test_build_live_without_argparse_runs_reloads_and_reports_state(recorder, cl
     assert "vbg: reloaded configuration" in said
     with pytest.raises(vbg.errors.ConfigError, match=r"smoothing.tau = -1"):
         vbg.build_live({**s.to_dict(), "smoothing": {"tau": -1.0}})
+
+
+def test_reload_swaps_the_model_and_the_still_check_between_frames() -> None:
+    old = live_config.load(None).merged({"color": "#20a040", "provider": "cpu",
+                                         "model": "selfie-landscape"})
+    pipeline = Pipeline(FakeCapture(4, size=(96, 64)), live_build.build_stages(old),
+                        [RecordingSink()], fps=30, realtime=False)
+    new = old.merged({"model": "selfie", "zoom": False, "reuse_still": False})
+    seen: list[tuple] = []
+
+    def rebuild(p) -> None:
+        apply_settings(p, old, new, print)
+        seen.append((p.stages.segmenter.name, type(p.stages.segmenter).__name__, p.still,
+                     p.stages.gpu))
+
+    pipeline.request_reload(rebuild)
+    assert pipeline.run().frames_out == 4
+    assert seen == [("selfie", "SelfieSegmenter", None, None)]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from waiting import wait_for
 
 from vbg.capture import CaptureThread, open_source
 from vbg.cli import main
@@ -36,15 +37,6 @@ def stages():
 @pytest.fixture
 def clip(shared_set) -> Path:
     return shared_set("davis_parkour") / "clip.mp4"
-
-
-def wait_for(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
 
 
 def test_idle_without_reader_and_back_for_one(stages, clip: Path, tmp_path: Path) -> None:

@@ -207,7 +207,9 @@ def test_pipeline_draws_the_matte_only_for_sinks_that_want_it() -> None:
     from vbg.live import config
     from vbg.live.pipeline import Pipeline
 
-    s = config.load(None).merged({"background": "", "color": "#20a040"})
+    # The plain blend (no foreground colour estimate) is what `want` below reproduces.
+    s = config.load(None).merged({"background": "", "color": "#20a040",
+                                  "refine.foreground": False})
     frames = [np.roll(scene(320, 180)[0], 8 * k, axis=1) for k in range(4)]
     for wants in (True, None, False):
         sink = Keep(wants)

@@ -22,10 +22,11 @@ if not _os.environ.get("NUMBA_CACHE_DIR"):
 from typing import TYPE_CHECKING as _TYPE_CHECKING
 
 if _TYPE_CHECKING:
-    from vbg.api import cut_out, id_photo, matte
+    from vbg.api import cut_out, id_photo, id_photo_result, matte
     from vbg.live.session import LivePipeline, build_live
     from vbg.live.settings import LiveSettings
     from vbg.segment import new_segmenter
+    from vbg.still.idphoto import IdPhoto
     from vbg.still.options import StillOptions
     from vbg.still.pipeline import StillPipeline
 
@@ -34,6 +35,8 @@ _LAZY = {
     "cut_out": "vbg.api",
     "matte": "vbg.matte",  # the subpackage, callable as vbg.api.matte (see vbg/matte)
     "id_photo": "vbg.api",
+    "id_photo_result": "vbg.api",
+    "IdPhoto": "vbg.still.idphoto",
     "StillOptions": "vbg.still.options",
     "StillPipeline": "vbg.still.pipeline",
     "new_segmenter": "vbg.segment",
@@ -42,8 +45,9 @@ _LAZY = {
     "LiveSettings": "vbg.live.settings",
 }
 
-__all__ = ["LivePipeline", "LiveSettings", "StillOptions", "StillPipeline", "__version__",
-           "build_live", "cut_out", "id_photo", "matte", "new_segmenter"]
+__all__ = ["IdPhoto", "LivePipeline", "LiveSettings", "StillOptions", "StillPipeline",
+           "__version__", "build_live", "cut_out", "id_photo", "id_photo_result", "matte",
+           "new_segmenter"]
 
 
 def __getattr__(name: str) -> object:

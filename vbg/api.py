@@ -1,4 +1,4 @@
-"""The Python API: `cut_out`, `matte` and `id_photo`, one call per photo, over StillPipeline."""
+"""The Python API: `cut_out`, `matte`, `id_photo` and `id_photo_result`, over StillPipeline."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import numpy as np
 from vbg.backgrounds import find_background, parse_color
 from vbg.errors import BackgroundError, ConfigError, ImageError
 from vbg.imageio import read_image
+from vbg.still.idphoto import IdPhoto, IdPhotoRefused
 from vbg.still.options import StillOptions
 from vbg.still.pipeline import StillPipeline
 from vbg.still.segmenter import PhotoMatter, PhotoSegmenter, model_names
@@ -20,7 +21,8 @@ from vbg.still.segmenter import PhotoMatter, PhotoSegmenter, model_names
 ImageInput = np.ndarray | str | os.PathLike[str]
 BackgroundChoice = str | os.PathLike[str] | tuple[int, int, int] | np.ndarray | int | None
 # The StillOptions fields a caller may pass as **options (the others have their own arguments).
-OPTION_NAMES = ("provider", "alpha_threshold", "contrast", "erode", "feather")
+OPTION_NAMES = ("provider", "alpha_threshold", "contrast", "erode", "feather", "matting",
+                "foreground")
 _PIPELINES_KEPT = 8  # pipelines kept for repeated calls with the same options
 
 _lock = threading.Lock()  # one call at a time: a pipeline's buffers are reused
@@ -40,7 +42,8 @@ def cut_out(image: ImageInput, *, background: BackgroundChoice = None,
     or the name of a bundled background such as "studio"; cover-fitted) or an int 1-100 (the
     photo's own background, blurred).
     model: "auto", model names joined by commas, or a segmenter (`name`, frame -> alpha).
-    options: provider ("auto", "cuda", "cpu"), alpha_threshold, contrast, erode, feather.
+    options: provider ("auto", "cuda", "cpu"), alpha_threshold, contrast, erode, feather,
+    matting ("fine" or "fast"), foreground (False: the photo's own colours at soft edges).
     Raises ImageError, BackgroundError, ConfigError or ModelError (all vbg.errors.VbgError)
     with one line saying what is wrong; the input is never modified.
     """
@@ -69,21 +72,46 @@ def matte(image: ImageInput, *, model: str | PhotoMatter = "auto", rgb: bool = F
 
 def id_photo(image: ImageInput, preset: str, *, color: str | tuple[int, int, int] = "white",
              allow_multiple: bool = False, model: str | PhotoMatter = "auto", rgb: bool = False,
+             size: str | None = None, dpi: int = 300, force: bool = False,
              **options: Any) -> np.ndarray:
     """An ID photo of the one person in `image`: BGR uint8 (RGB with rgb=True) at the preset's
     pixel size (300 dpi), face centred, eyes level, head sized, on `color`.
 
-    preset: "1inch", "2inch", "passport" or "us". ImageError when no face is found, or several
-    and not allow_multiple (then the largest is used). Other arguments as for `cut_out`.
+    preset: a name of vbg.still.idpresets.PRESETS ("1inch", "passport", "us", ...) or "custom"
+    with `size` ("WxH" px or "WxHmm" at `dpi`). ImageError when no face is found, or several
+    and not allow_multiple (then the largest is used), or (unless force) when the photo cannot
+    meet a rule of the preset: the message names it. Other arguments as for `cut_out`.
+    """
+    result = id_photo_result(image, preset, color=color, allow_multiple=allow_multiple,
+                             model=model, rgb=rgb, size=size, dpi=dpi, force=force, **options)
+    if not result.ok and not force:
+        raise IdPhotoRefused(result.problem, result.report)
+    return result.image
+
+
+def id_photo_result(image: ImageInput, preset: str = "passport", *,
+                    color: str | tuple[int, int, int] = "white", size: str | None = None,
+                    dpi: int = 300, force: bool = False, allow_multiple: bool = False,
+                    model: str | PhotoMatter = "auto", rgb: bool = False,
+                    **options: Any) -> IdPhoto:
+    """The ID photo and its compliance report: IdPhoto(image, report); .ok, .problem.
+
+    The image is the best effort even when a rule fails (then .ok is False and .problem is
+    the one-line reason); .report is JSON-ready. ImageError when there is no face, or several
+    without allow_multiple or force. Arguments as for `id_photo`.
     """
     bgr, alpha_in = _as_bgr(image, rgb)
     if rgb and isinstance(color, tuple | list):
         color = tuple(color)[::-1]
     settings = _options(model, options, id_photo=preset, color=color,
-                        allow_multiple=allow_multiple)
+                        allow_multiple=allow_multiple, id_size=size,
+                        dpi=None if dpi == 300 else dpi, force=force)
     with _lock:
-        result = _pipeline(settings, model).id_photo_image(bgr, alpha_in).copy()
-    return cv2.cvtColor(result, cv2.COLOR_BGR2RGB) if rgb else result
+        result = _pipeline(settings, model).id_photo_result(bgr, alpha_in)
+        image_out = result.image.copy()
+    if rgb:
+        image_out = cv2.cvtColor(image_out, cv2.COLOR_BGR2RGB)
+    return IdPhoto(image_out, result.report)
 
 
 def _as_bgr(image: ImageInput, rgb: bool) -> tuple[np.ndarray, np.ndarray | None]:

@@ -17,6 +17,8 @@ SUBCOMMANDS = {
     "eval": ("vbg.measure.eval", "score mattes against ground truth"),
     "bench": ("vbg.measure.bench", "measure CPU, fps and latency of the live pipeline"),
     "models": ("vbg.cli.models", "list or install models"),
+    "web": ("vbg.cli.web", "photo studio page and REST API on http://127.0.0.1:7860/"),
+    "ctl": ("vbg.cli.ctl", "control the running live mode: status, background, blur, pause..."),
 }
 LIVE_MODULE = "vbg.cli.live"
 
@@ -53,7 +55,8 @@ def _log(message: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     # First run: compile the image kernels (one line saying so) before any module needs them.
-    jit.ensure_kernels(_log)
+    if argv[:1] != ["ctl"]:  # ctl only talks to the daemon: no kernels, answers at once
+        jit.ensure_kernels(_log)
     parser = build_parser()
     args = parser.parse_args(argv)
     module = SUBCOMMANDS[args.command][0] if args.command else LIVE_MODULE

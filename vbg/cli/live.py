@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vbg import outputs
+from vbg.backgrounds import check_blur_flag
 from vbg.errors import ConfigError, VbgError
 from vbg.live import config
 from vbg.live.session import build_live, stderr_log
@@ -26,7 +27,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             g.add_argument(flag, dest=name, action="store_false" if default else "store_true",
                            default=None, help=spec.help)
             if spec.both:
-                g.add_argument("--" + name.replace("_", "-"), dest=name, action="store_true",
+                key = name.rpartition(".")[2].replace("_", "-")
+                g.add_argument(f"--{key}" if default else f"--no-{key}", dest=name,
+                               action="store_true" if default else "store_false",
                                default=None, help=f"the opposite of {flag} (the default)")
             continue
         g.add_argument(flag, dest=name, type=type(default), metavar=spec.metavar,
@@ -47,6 +50,7 @@ LIVE_KEYS = tuple(name for name, _, _ in fields())
 
 def settings_from(args: argparse.Namespace) -> LiveSettings:
     """Defaults < --config FILE (else ~/.config/vbg/config.toml if it exists) < flags."""
+    check_blur_flag(args.blur)
     cfg = args.config
     if cfg is None and config.USER_CONFIG.is_file():
         cfg = config.USER_CONFIG
@@ -79,12 +83,21 @@ def run(args: argparse.Namespace) -> int:
     log = stderr_log
     holder: dict[str, Any] = {"live": None}
     _install_signals(holder, args, log)  # first: a stop during start-up is clean too
+    if s.web:  # the web stack is imported only when asked for, before the camera opens
+        from vbg.web.livemode import start_live_web
     live = build_live(s, realtime=not args.no_realtime, loop=args.loop,
                       max_frames=args.frames, vcam_backend=args.vcam_backend,
                       verbose=args.verbose, log=log)
     holder["live"] = live
+    web = None
+    if s.web:
+        web = start_live_web(live, s.web_port, log, remember_in=config.USER_CONFIG)
     cpu0, wall0 = time.process_time(), time.monotonic()
-    stats = live.run()
+    try:
+        stats = live.run()
+    finally:
+        if web is not None:
+            web.close()
     wall, cpu = time.monotonic() - wall0, time.process_time() - cpu0
     n = max(1, stats.frames_out)
     log(live.pipeline.summary(cpu, n, wall))

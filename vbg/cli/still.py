@@ -6,12 +6,15 @@ import argparse
 import time
 from pathlib import Path
 
+from vbg.backgrounds import check_blur_flag
 from vbg.errors import ConfigError
 from vbg.imageio import MAX_PIXELS, WRITE_FORMATS, parse_pixels
 from vbg.still.distributed import LOCAL_RAY, ray_runner
 from vbg.still.idphoto import PRESETS
+from vbg.still.idreport import write_reports
+from vbg.still.idsheet import SHEETS
 from vbg.still.jobs import FOLDER_FORMATS, is_single, plan_jobs
-from vbg.still.options import RVM_CONTRAST, StillOptions
+from vbg.still.options import MATTING, RVM_CONTRAST, StillOptions
 from vbg.still.run import run_jobs
 from vbg.still.segmenter import FALLBACK_MODELS, PhotoMatter, models_line
 
@@ -66,13 +69,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "keeps hair soft, else 3)")
     g.add_argument("--erode", type=int, metavar="PX", help="shrink the matte (negative grows it)")
     g.add_argument("--feather", type=int, metavar="PX", help="blur the matte edge (px)")
+    g.add_argument("--matting", choices=MATTING, default="fine",
+                   help="fine (default): re-solve the edge band by closed-form matting (hair, "
+                        "several s per 12 MP photo); fast: the network's matte only")
+    g.add_argument("--no-foreground", dest="foreground", action="store_false",
+                   help="keep the photo's own colours at soft edges (default: the person's "
+                        "estimated colour, without the old background in the hair)")
     i = p.add_argument_group("ID photos")
     i.add_argument("--id-photo", dest="id_photo", metavar="NAME",
-                   help="make an ID photo: 1inch, 2inch, passport, us (`--id-photo list`); "
+                   help="make an ID photo: 1inch, 2inch, passport, us, ... (`--id-photo list`); "
                         "face centred, eyes level, head sized; --color sets the background "
                         "(default white); 300 dpi")
     i.add_argument("--allow-multiple", action="store_true",
                    help="with several faces, use the largest (default: an error)")
+    i.add_argument("--id-size", dest="id_size", metavar="WxH",
+                   help="output size in pixels (600x800) or millimetres (35x45mm, at --dpi); "
+                        "with --id-photo NAME that preset's head rules, alone common practice")
+    i.add_argument("--dpi", type=int, metavar="N", help="ID-photo print resolution (default 300)")
+    i.add_argument("--force", action="store_true",
+                   help="write ID photos that break a rule of the preset anyway (best effort; "
+                        "says what is off); default: refuse them with the reason")
+    i.add_argument("--max-kb", dest="max_kb", type=int, metavar="N",
+                   help="ID photos as JPEG of at most N KB (the largest quality that fits)")
+    i.add_argument("--sheet", metavar="PAPER",
+                   help="write a 300 dpi print sheet of copies with crop lines instead: "
+                        + ", ".join(SHEETS))
+    i.add_argument("--report", type=Path, metavar="FILE.json",
+                   help="write every ID photo's compliance report (all fields, pass/fail per "
+                        "rule) to this JSON file")
     i.add_argument("--list-presets", action="store_true", help="list the ID-photo presets")
 
 
@@ -88,25 +112,33 @@ def options_from_args(args: argparse.Namespace) -> StillOptions:
     """The StillOptions the flags ask for (ConfigError for values out of range)."""
     return StillOptions(
         model=args.model, provider=args.provider, background=args.background, color=args.color,
-        blur=args.blur, id_photo=args.id_photo, allow_multiple=bool(args.allow_multiple),
+        blur=args.blur, id_photo=args.id_photo or ("custom" if args.id_size else None),
+        allow_multiple=bool(args.allow_multiple),
         alpha_threshold=args.alpha_threshold, contrast=args.contrast, erode=args.erode,
-        feather=args.feather, quality=args.quality, max_pixels=args.max_pixels)
+        feather=args.feather, quality=args.quality, max_pixels=args.max_pixels,
+        matting=args.matting, foreground=args.foreground, id_size=args.id_size,
+        dpi=args.dpi, force=bool(args.force), max_kb=args.max_kb, sheet=args.sheet)
 
 
 def output_format(args: argparse.Namespace) -> str:
     """The folder-mode output extension: --format, else jpg for ID photos, else png."""
-    return args.format or ("jpg" if args.id_photo else "png")
+    return args.format or ("jpg" if args.id_photo or args.id_size else "png")
 
 
 def check_flags(args: argparse.Namespace, options: StillOptions, single: bool) -> None:
     """Refuse flag combinations that cannot work, before anything is read or created."""
+    check_blur_flag(args.blur)
+    suffix = args.output.suffix.lower() if single else f".{output_format(args)}"
+    fmt = WRITE_FORMATS.get(suffix)
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs {args.jobs}: use 1 or more worker processes")
+    if args.report is not None and not options.id_photo:
+        raise ConfigError("--report only applies to --id-photo")
+    if options.max_kb is not None and fmt != "JPEG":
+        raise ConfigError(f"--max-kb needs jpg output, not {suffix.lstrip('.') or 'this'}")
     if args.id_photo and args.matte is not None:
         raise ConfigError("--matte cannot be combined with --id-photo (ID photos have a solid "
                           "background: choose it with --color)")
-    suffix = args.output.suffix.lower() if single else f".{output_format(args)}"
-    fmt = WRITE_FORMATS.get(suffix)
     if single and args.format and fmt != WRITE_FORMATS[f".{args.format}"]:
         raise ConfigError(f"--format {args.format} does not match -o {args.output}: the "
                           "extension of a single output file sets its format")
@@ -148,6 +180,10 @@ def run(args: argparse.Namespace, segmenter: PhotoMatter | None = None) -> int:
     if jobs:
         print(models_line(options.model) if segmenter is None
               else f"vbg: model {segmenter.name}", flush=True)  # stdout: stderr is for problems
-    return run_jobs(options, jobs, problems, workers=args.jobs or 1,
-                    skip_existing=args.skip_existing, batch=batch, started=started,
-                    segmenter=segmenter, runner=runner)
+    reports: list[dict] = []
+    rc = run_jobs(options, jobs, problems, workers=args.jobs or 1,
+                  skip_existing=args.skip_existing, batch=batch, started=started,
+                  segmenter=segmenter, runner=runner, reports=reports)
+    if args.report is not None:
+        write_reports(args.report, reports)
+    return rc

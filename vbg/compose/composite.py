@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from numba import njit, prange, types
 
 from vbg import backgrounds
 from vbg.backgrounds import Background
+from vbg.matte import foreground as foreground_colour
 from vbg.matte import onepass
 from vbg.matte.onepass import mix255
 
@@ -161,6 +163,7 @@ def warm_up() -> None:
     blend_enlarged(fg, fg[:2, :3], alpha, np.empty_like(fg), backgrounds.Enlarger())
     to_bgra(fg, alpha, np.empty((4, 5, 4), np.uint8))
     backgrounds.warm_up()
+    foreground_colour.warm_up()
 
 
 class Compositor:
@@ -168,7 +171,11 @@ class Compositor:
 
     keep_still_background = True  # a still scene leaves the unchanged background unwritten
 
-    def __init__(self, background: Background) -> None:
+    def __init__(self, background: Background, foreground: bool = False) -> None:
+        # foreground: one-pass renders blend the estimated person colour at soft edges (live).
+        self.foreground = foreground
+        self._decontaminator = foreground_colour.LiveDecontaminator()
+        self._whole_rows: tuple | None = None  # (size, runs, counts, y0, small matte) per size
         # One tuple so a swap from another thread is seen atomically by __call__.
         self._state = (background, self._color_of(background))
         self._out: np.ndarray | None = None
@@ -281,19 +288,44 @@ class Compositor:
         last, self._drawn = self._drawn, drawn
         keep = (reuse and static and self.keep_still_background and last is not None
                 and all(a is b for a, b in zip(last, drawn, strict=True)))
-        return onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
-                            matte=matte, edges=self._edges, reuse_edges=reuse,
-                            keep_background=keep, i420=i420)
+        onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
+                     matte=matte, edges=self._edges, reuse_edges=reuse, keep_background=keep,
+                     i420=i420)
+        if self.foreground:  # the edge runs blend F, not the frame (docs/decisions.md)
+            self._decontaminator.prepare(frame, fields.small, fields.thumb)
+            planes = (onepass.i420_planes(i420, out) if i420 is not None
+                      else foreground_colour.NO_PLANES)
+            self._decontaminator.apply(frame, out, self._edges, fields.plan[0], fields.plan[1],
+                                       fields.taps[1], planes)
+        return out
 
-    def __call__(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool = False
-                 ) -> np.ndarray:
+    def __call__(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool = False,
+                 fg: np.ndarray | None = None) -> np.ndarray:
         """Composite `frame` (BGR) with matte `alpha` (uint8, 255 = person); returns the buffer.
-        `same_scene`: nothing moved since the last call, so a blurred background is reused."""
+        `same_scene`: nothing moved since the last call, so a blurred background is reused;
+        `fg`: the person's colour to blend (e.g. foreground.estimate_photo), default `frame`."""
         background, color = self._state
         height, width = frame.shape[:2]
         self._drawn = None  # the output buffer is written whole here
+        person = frame if fg is None else fg
         if background.kind == "transparent":
-            return to_bgra(frame, alpha, self._output(height, width, 4))
+            return to_bgra(person, alpha, self._output(height, width, 4))
         out = self._output(height, width, 3)
         bg = None if color is not None else self._background(frame, alpha, same_scene)
-        return _blend_rows(frame, self._rows_of(bg, color, width, height), alpha, out)
+        _blend_rows(person, self._rows_of(bg, color, width, height), alpha, out)
+        if self.foreground and fg is None:  # live with erode / a wide feather: every row
+            self._decontaminate_all(frame, alpha, out)
+        return out
+
+    def _decontaminate_all(self, frame: np.ndarray, alpha: np.ndarray, out: np.ndarray) -> None:
+        """The live F correction over whole rows (no edge runs known), for a full-res matte."""
+        height, width = alpha.shape
+        if self._whole_rows is None or self._whole_rows[0] != (height, width):
+            runs = np.array([[[0, width, onepass.EDGE]]], np.int32)
+            self._whole_rows = ((height, width), runs, np.ones(1, np.int32),
+                                np.zeros(height, np.int32),
+                                np.empty((max(1, height // 6), max(1, width // 6)), np.uint8))
+        _, runs, counts, y0, small = self._whole_rows
+        cv2.resize(alpha, small.shape[::-1], dst=small, interpolation=cv2.INTER_AREA)
+        self._decontaminator.prepare(frame, small)
+        self._decontaminator.apply(frame, out, np.ascontiguousarray(alpha), runs, counts, y0)

@@ -130,12 +130,16 @@ def build_stages(s: LiveSettings, log: Log | None = None) -> Stages:
                       composite.Compositor(background), gpu=gpu)
     segmenter = build_segmenter(s)
     stages = Stages(segmenter, build_smoother(s, segmenter), build_refiner(s, segmenter),
-                    composite.Compositor(background))
-    # Warm everything before the first frame: kernels compiled, threads started, session run.
+                    composite.Compositor(background, foreground=s.refine.foreground))
+    warm_cpu_path()
+    stages.smoother.warm_up()
+    segmenter(np.zeros((64, 64, 3), np.uint8))  # the session's first run
+    return stages
+
+
+def warm_cpu_path() -> None:
+    """Before the first CPU frame: every kernel compiled (or loaded), threads started."""
     composite.warm_up()
     refine.warm_up()
     thumbs.warm_up()
-    stages.smoother.warm_up()
-    warmup.warm_all()  # every kernel in every type the frames need, before the first one
-    segmenter(np.zeros((64, 64, 3), np.uint8))
-    return stages
+    warmup.warm_all()  # every kernel in every type the frames need

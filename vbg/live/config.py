@@ -14,7 +14,8 @@ from vbg.live.settings import LiveSettings, fields
 
 # The defaults as a TOML file to read and copy (package data, written from the schema).
 DEFAULT_CONFIG = Path(os.fspath(resources.files("vbg.live") / "default.toml"))
-USER_CONFIG = Path.home() / ".config" / "vbg" / "config.toml"
+USER_CONFIG = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "vbg" \
+    / "config.toml"
 
 
 def _read(path: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from vbg.live import build
+from vbg.live.build import warm_cpu_path
 from vbg.live.pipeline import Pipeline
 from vbg.live.settings import LiveSettings
 from vbg.live.stillscene import StillScene
@@ -19,20 +20,26 @@ RESTART_KEYS = ("fps", "output", "matte_output", "virtual_camera", "device", "pr
 
 
 def apply_settings(p: Pipeline, old: LiveSettings, new: LiveSettings,
-                   log: Callable[[str], None]) -> None:
-    """Swap what changed from `old` to `new` into pipeline `p` (call on the pipeline thread)."""
+                   log: Callable[[str], None], background: object = None) -> None:
+    """Swap what changed from `old` to `new` into pipeline `p` (call on the pipeline thread);
+    `background`: the new one already built (off this thread), else it is built here."""
     if any(old.get(k) != new.get(k) for k in BACKGROUND_KEYS):
         previous = p.stages.compositor.background
-        p.stages.compositor.background = build.build_background(new)  # raises: nothing swapped
+        p.stages.compositor.background = (  # raises: nothing swapped
+            build.build_background(new) if background is None else background)
         previous.close()
     if any(old.get(k) != new.get(k) for k in MODEL_KEYS):
-        if p.stages.gpu is not None:
-            log("vbg: a new model or provider on the CUDA path needs a restart; kept the "
-                "current one")
-        else:
-            p.stages.segmenter = build.build_segmenter(new)
+        # Either path to either path: the CUDA path when it works for the new model, else
+        # the CPU one (built first: a failure leaves the running stages as they were).
+        gpu = build.build_gpu(new, log)
+        segmenter = gpu.matter if gpu is not None else build.build_segmenter(new)
+        if gpu is None and p.stages.gpu is not None:
+            warm_cpu_path()  # the CPU kernels were never needed so far
+        p.stages.gpu, p.stages.segmenter = gpu, segmenter
     segmenter = p.stages.gpu.matter if p.stages.gpu is not None else p.stages.segmenter
     p.stages.refiner = build.build_refiner(new, segmenter)
+    if hasattr(p.stages.compositor, "foreground"):
+        p.stages.compositor.foreground = new.refine.foreground
     smoother = build.build_smoother(new, segmenter)
     p.stages.smoother.enabled, p.stages.smoother.tau = smoother.enabled, smoother.tau
     gpu = p.stages.gpu

@@ -6,19 +6,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from vbg.capture import CaptureThread, open_source
-from vbg.errors import VbgError
+from vbg.errors import ConfigError, VbgError
 from vbg.live import build, config
+from vbg.live.control import background_changes
 from vbg.live.keepup import KeepUp
+from vbg.live.meter import RateMeter
+from vbg.live.pause import PAUSED_STATE, Pauser
 from vbg.live.pipeline import Pipeline, RunStats
-from vbg.live.reload import CAMERA_KEYS, apply_settings
+from vbg.live.reload import BACKGROUND_KEYS, CAMERA_KEYS, RESTART_KEYS, apply_settings
 from vbg.live.settings import LiveSettings
+from vbg.live.tap import PreviewTap
 from vbg.sinks import make_sinks
-from vbg.sinks.ondemand import OnDemand
+from vbg.sinks.ondemand import IDLE_STATE, OnDemand
 
 
 def stderr_log(message: str) -> None:
@@ -36,6 +41,9 @@ class LivePipeline:
         self.log = log
         self.loop = loop  # file cameras start again at the end (also after a camera change)
         self._lock = threading.Lock()
+        self._update_lock = threading.Lock()  # one update at a time: each merges over the last
+        self._pending: LiveSettings | None = None  # updated, not applied yet (idle)
+        self.meter = RateMeter()
 
     @property
     def stages(self):
@@ -43,6 +51,7 @@ class LivePipeline:
 
     def run(self) -> RunStats:
         """Run until stopped, the source ends or max_frames; closes every stage after."""
+        self.meter.restart(self.pipeline.stats.frames_out)
         try:
             return self.pipeline.run()
         finally:
@@ -56,27 +65,87 @@ class LivePipeline:
         settings.check()
         self.pipeline.request_reload(lambda _p: self.apply_here(settings))
 
-    def update(self, changes: Mapping[str, Any], source: str = "the request") -> LiveSettings:
-        """Reload with partial `changes` (config-file keys); ConfigError at once when bad."""
-        with self._lock:
-            new = self.settings.merged(changes, source)
-        self.reload(new)
+    def update(self, changes: Mapping[str, Any], source: str = "the request",
+               wait_s: float = 3.0) -> LiveSettings:
+        """Apply partial `changes` (config-file keys; a chosen background clears the others)
+        before the next frame and wait up to `wait_s` for it; ConfigError (bad key, type,
+        range, or a key fixed while running) or the VbgError of a failed apply."""
+        with self._update_lock:
+            with self._lock:  # over a change not applied yet (while idle), if any
+                old = self._pending if self._pending is not None else self.settings
+            new = old.merged(background_changes(changes), source)
+            fixed = [k for k in (*RESTART_KEYS, "web", "web_port")
+                     if old.get(k) != new.get(k)]
+            if fixed:
+                raise ConfigError(f"{', '.join(fixed)} cannot change while live mode runs (the "
+                                  "outputs are open): set it in the config file or with its "
+                                  "flag for the next start")
+            # A new background is read and fitted here, off the pipeline thread: the frame
+            # that takes it is not late (a picture costs ~40 ms to decode and fit).
+            background = None
+            if any(old.get(k) != new.get(k) for k in BACKGROUND_KEYS):
+                background = build.build_background(new)  # a bad file fails here, at once
+                size = self.pipeline._size
+                if size is not None and background.kind == "image":  # its fit, cached
+                    background.prepare(np.zeros((size[1], size[0], 3), np.uint8),
+                                       np.zeros((size[1], size[0]), np.uint8))
+            done, failed = threading.Event(), []
+
+            def apply(_p: Pipeline) -> None:
+                with self._lock:
+                    self._pending = None
+                error = self.apply_here(new, background)
+                if error is not None:
+                    failed.append(error)
+                done.set()
+
+            self.pipeline.request_reload(apply)
+            idle = self.pipeline.state == IDLE_STATE  # applied when a reader comes back
+            if not done.wait(0.0 if idle else wait_s):
+                with self._lock:
+                    self._pending = new
+            elif failed:
+                raise failed[0]
         return new
 
-    def apply_here(self, settings: LiveSettings) -> None:
+    def pause(self, wait_s: float = 1.0) -> None:
+        """Release the camera; the outputs get a still card until resume(). Waits up to
+        `wait_s` for the pipeline thread to take it (it does between two frames)."""
+        if self.pipeline.pause is not None:
+            self.pipeline.pause.pause()
+            self._wait_until(lambda: self.pipeline.state == PAUSED_STATE, wait_s)
+
+    def resume(self, wait_s: float = 2.0) -> None:
+        """Open the camera again (waits up to `wait_s` for it)."""
+        if self.pipeline.pause is not None:
+            self.pipeline.pause.resume()
+            self._wait_until(lambda: self.pipeline.state != PAUSED_STATE, wait_s)
+
+    def _wait_until(self, done: Callable[[], bool], wait_s: float) -> None:
+        deadline = time.monotonic() + wait_s
+        while not done() and time.monotonic() < deadline and not self.pipeline.stopping:
+            time.sleep(0.005)
+
+    @property
+    def tap(self) -> PreviewTap:
+        return self.pipeline.tap
+
+    def apply_here(self, settings: LiveSettings, background: object = None
+                   ) -> VbgError | None:
         """Apply `settings` now; only on the pipeline thread (what `reload` schedules)."""
         with self._lock:
             old = self.settings
         try:
-            apply_settings(self.pipeline, old, settings, self.log)
+            apply_settings(self.pipeline, old, settings, self.log, background)
             if any(old.get(k) != settings.get(k) for k in CAMERA_KEYS):
                 self._swap_camera(settings)
         except VbgError as e:
             self.log(f"vbg: reload failed, keeping the current settings: {e}")
-            return
+            return e
         with self._lock:
             self.settings = settings
         self.log("vbg: reloaded configuration")
+        return None
 
     def _swap_camera(self, s: LiveSettings) -> None:
         """Open the new camera first; the old one is released only once that worked."""
@@ -93,13 +162,29 @@ class LivePipeline:
         latencies = list(p.stats.latencies_ms)
         with self._lock:
             s = self.settings
+        fps, cpu_ms = self.meter.sample(p.stats.frames_out)
+        camera = p.capture.stats()
+        info = camera["info"]
+        camera["info"] = None if info is None else (
+            f"{info.name if '://' in str(info.name) else Path(info.name).name} "
+            f"{info.width}x{info.height} at {info.fps:g} fps "
+            f"({info.pixel_format})")
+        camera["source"], camera["status"] = s.camera, CAMERA_STATUS.get(
+            "released" if p.state == PAUSED_STATE else camera["state"], camera["state"])
         return {
-            "state": p.state, "frames_out": p.stats.frames_out,
+            "state": p.state, "paused": p.state == PAUSED_STATE,
+            "frames_out": p.stats.frames_out, "fps": fps, "cpu_ms_per_frame": cpu_ms,
             "latency_p95_ms": float(np.percentile(latencies, 95)) if latencies else None,
             "model": model.name, "provider": model.provider, "gpu": st.gpu is not None,
-            "camera": p.capture.stats(), "mirror": p.mirror,
+            "camera": camera, "mirror": p.mirror,
             "background": {k: s.get(k) for k in ("background", "video", "blur", "color")},
+            "settings": s.to_dict(),
         }
+
+
+# capture state -> what the page and `vbg ctl status` say about the camera
+CAMERA_STATUS = {"live": "connected", "lost": "reconnecting", "starting": "connecting",
+                 "ended": "ended", "stopped": "released", "released": "released (paused)"}
 
 
 def open_capture(s: LiveSettings, *, realtime: bool, loop: bool,
@@ -164,5 +249,11 @@ def build_live(settings: LiveSettings | Mapping[str, Any] | None = None, *,
         log(f"vbg: output -> {sink.name}")
     if realtime:
         pipeline.keep_up = KeepUp(s.fps, segmenter.name, log)
+
+    def reopen_after_pause() -> CaptureThread:
+        return open_capture(live.settings, realtime=realtime, loop=loop, log=log,
+                            wait=True).start()
+
+    pipeline.pause, pipeline.tap = Pauser(reopen_after_pause, log), PreviewTap()
     live = LivePipeline(s, pipeline, log, loop=loop)
     return live

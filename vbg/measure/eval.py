@@ -19,7 +19,7 @@ from vbg.errors import ConfigError
 from vbg.live.build import build_stages, choose_model
 from vbg.live.frame import FrameMatter
 from vbg.live.settings import LiveSettings
-from vbg.measure import metrics
+from vbg.measure import composite, metrics
 from vbg.segment import new_segmenter
 from vbg.segment.rvm import rvm_installed
 from vbg.still.options import StillOptions
@@ -30,6 +30,8 @@ CONFIGS = {
     "raw": "the model alone, bilinear upsampling (no zoom, smoothing or refinement)",
     "still": "the still-image pipeline as `vbg still` runs it",
     "rvm": "the live pipeline with --model rvm (if installed)",
+    "composite": "still and live edges on the composite benchmark built from a still set "
+                 "(vbg.measure.composite: edge-band alpha SAD/MSE/gradient, colour error)",
 }
 
 
@@ -159,6 +161,15 @@ def evaluate_set(matte: Callable, items: list, sequence: bool, fps: float) -> di
     }
 
 
+def print_composite(rows: list[dict[str, Any]]) -> None:
+    """One line per composite-benchmark row."""
+    for row in rows:
+        cut = f"  cut-out {row['cutout_err']:5.2f}" if "cutout_err" in row else ""
+        print(f"{row['set']:16s} composite {row['config']:10s} samples {row['samples']:2d}  "
+              f"band SAD {row['sad']:6.2f}  MSEx1000 {row['mse']:6.1f}  grad {row['grad']:6.2f}"
+              f"  colour err {row['color_err']:5.2f}{cut}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     sets = find_sets(args.data)
     results = []
@@ -170,8 +181,17 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"{set_dir}: no image/alpha pairs with matching names")
         sequence = is_sequence(items)
         configs = args.configs or (["live", "raw"] + ([] if sequence else ["still"])
-                                   + (["rvm"] if rvm_installed() else []))
+                                   + (["rvm"] if rvm_installed() else [])
+                                   + ([] if sequence else ["composite"]))
         for name in configs:
+            if name == "composite":
+                if not sequence:
+                    rows = composite.benchmark_rows(
+                        set_dir, _live_settings(args.model, args.provider), args.provider)
+                    results.extend(rows)
+                    if not args.json:
+                        print_composite(rows)
+                continue
             if name == "rvm" and not rvm_installed():
                 print("vbg: skipping rvm: not installed (`vbg models pull rvm`)", file=sys.stderr)
                 continue

@@ -23,9 +23,10 @@ MIN_SCORE = 0.5
 NMS_IOU = 0.3
 
 # Fallback crops (x0, y0, x1, y1 as fractions of the image) tried when the full view finds no
-# face: the full view misses faces narrower than ~1/9 of the image's long side (measured on
-# coco_person). A 2x2 grid of overlapping 60 % crops plus the upper centre (where a standing
-# person's head usually is); a face cut by a crop edge inside the image is left to other crops.
+# face: the full view misses faces narrower than ~1/9 of the image's long side
+# (docs/decisions.md, "Face detection crops"). A 2x2 grid of overlapping 60 % crops plus the
+# upper centre (where a standing person's head usually is); a face cut by a crop edge inside
+# the image is left to other crops.
 _FALLBACK_CROPS = (
     (0.0, 0.0, 0.6, 0.6), (0.4, 0.0, 1.0, 0.6), (0.0, 0.4, 0.6, 1.0), (0.4, 0.4, 1.0, 1.0),
     (0.2, 0.0, 0.8, 0.6),

@@ -1,83 +1,83 @@
-"""ID-photo presets and geometry: level the eyes, size the head, centre, fill the background."""
+"""ID photos: pick the face, fit the crop to the preset's rules, compose, report."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
 
 from vbg.errors import ImageError
-from vbg.still.face import Face
-
-# Head model in "face units" u (about one BlazeFace box height), measured along the face's
-# vertical axis from the eye midpoint. Calibrated on 8 upright adult faces: samples/astronaut.png
-# and coco_person 459 and 036 (hair top from the ground-truth person mask), 4 frontal portraits
-# and one uniformed portrait from other public test images (hair top and chin read off by eye):
-#   chin below the eyes      0.66 u (0.57-0.75), median
-#   hair top above the eyes  0.74 u (0.71-0.98), median -> hair top to chin 1.40 u
-# ICAO's crown (top of the head without hair) is hidden; it lies below every hair top seen
-# (0.71 u at the flattest hair) and adult anthropometry puts the pupils about halfway: 0.68 u.
-CHIN_BELOW_EYES = 0.66
-SKULL_ABOVE_EYES = 0.68
-HAIR_ABOVE_EYES = 0.74
-HAIR_ABOVE_EYES_RANGE = (SKULL_ABOVE_EYES, 1.25)  # a matte-measured hair top is clamped here
-# Eye-midpoint-to-mouth distance per box height: 0.419-0.455 (median 0.440) on the same faces;
-# unlike the box it does not shrink when the head is rolled, so u is taken from both.
-MOUTH_BELOW_EYES = 0.440
-_MAX_ROLL_FOR_BOX = math.radians(20)
-
-
-@dataclass(frozen=True)
-class Preset:
-    """Output size and where the head goes; fractions are of the output height."""
-
-    name: str
-    width: int
-    height: int
-    dpi: int = 300
-    head_frac: float = 0.62  # crown to chin
-    top_frac: float = 0.09  # image top to crown
-    crown: str = "hair"  # "hair": top of the hair (from the matte), "skull": ICAO's crown
-    eyes_min: float = 0.0  # lowest allowed eye line, as a fraction of the height from the bottom
-    source: str = ""
+from vbg.still.face import Face, FaceDetector
+from vbg.still.idgeometry import (  # noqa: F401  (re-exported: the ID-photo API lives here)
+    CHIN_BELOW_EYES,
+    HAIR_ABOVE_EYES,
+    HAIR_ABOVE_EYES_RANGE,
+    MOUTH_BELOW_EYES,
+    SKULL_ABOVE_EYES,
+    FaceFrame,
+    crown_above_eyes,
+    face_frame,
+    fit_layout,
+    hair_above_eyes,
+    id_photo_transform,
+    measure_head,
+)
+from vbg.still.idpresets import PRESETS, Preset, get_preset  # noqa: F401
+from vbg.still.idreport import build_report
+from vbg.still.idsheet import encode_image
 
 
-PRESETS: dict[str, Preset] = {
-    p.name: p
-    for p in (
-        # Chinese 1-inch: 25x35 mm at 300 dpi. Common practice: the head with hair ~2/3 of the
-        # height, a small margin above the hair.
-        Preset("1inch", 295, 413, head_frac=0.62, top_frac=0.09, crown="hair",
-               source="25x35 mm; head incl. hair ~60-70 %, top margin ~8-10 % (common practice)"),
-        # Chinese 2-inch: 35x53 mm at 300 dpi; taller frame, more shoulders.
-        Preset("2inch", 413, 626, head_frac=0.60, top_frac=0.08, crown="hair",
-               source="35x53 mm; head incl. hair ~60-70 %, top margin ~8-10 % (common practice)"),
-        # ICAO Doc 9303 passport: 35x45 mm, chin to crown 32-36 mm = 71-80 % of the height,
-        # where the crown is the top of the head *without* hair. Eye line 56-69 % from the
-        # bottom as specified for this project (ISO/IEC 19794-5 is usually quoted as 50-70 %).
-        # 0.73 and 0.055 put the eyes ~57 % from the bottom and the chin ~21 % above it. Very
-        # full hair (more than ~0.1 u above the skull) is cut by the top edge, as ICAO allows.
-        Preset("passport", 413, 531, head_frac=0.73, top_frac=0.055, crown="skull", eyes_min=0.56,
-               source="ICAO 9303: 35x45 mm, chin-crown 32-36 mm (71-80 %), eyes 56-69 %"),
-        # US passport/visa (travel.state.gov): 2x2 in, head from top of hair to chin 1-1 3/8 in
-        # (50-69 %), eyes 1 1/8-1 3/8 in from the bottom (56-69 %).
-        # Very full hair would push the eyes below 56 %: the margin above the hair then shrinks.
-        Preset("us", 600, 600, head_frac=0.60, top_frac=0.06, crown="hair", eyes_min=0.56,
-               source="US DoS: 2x2 in, head 1-1 3/8 in (50-69 %), eyes 56-69 % from bottom"),
-    )
-}
+class IdPhotoRefused(ImageError):
+    """The photo cannot meet the preset's rules; `report` says which and why."""
+
+    def __init__(self, message: str, report: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.report = report
 
 
-def get_preset(name: str) -> Preset:
-    """The preset called `name`, or an ImageError that lists them."""
-    try:
-        return PRESETS[name]
-    except KeyError:
-        raise ImageError(
-            f"unknown ID-photo preset {name!r}; choose one of {', '.join(PRESETS)}"
-        ) from None
+@dataclass
+class IdPhoto:
+    """An ID photo (BGR uint8, the best effort even when not ok) and its compliance report."""
+
+    image: np.ndarray
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Every rule passes."""
+        return bool(self.report.get("ok"))
+
+    @property
+    def problem(self) -> str:
+        """The one-line refusal ("" when ok)."""
+        return str(self.report.get("problem", ""))
+
+    def encode(self, fmt: str = "jpg", max_kb: int | None = None) -> bytes:
+        """The photo as a file's bytes with its dpi (jpg: the best quality within max_kb)."""
+        return encode_image(self.image, fmt, int(self.report.get("dpi", 300)), max_kb)[0]
+
+
+def make_id_photo(image_bgr: np.ndarray, alpha_u8: np.ndarray, faces: list[Face],
+                  preset: Preset, color_bgr: tuple[int, int, int], *,
+                  allow_multiple: bool = False, force: bool = False, source_scale: float = 1.0,
+                  detector: FaceDetector | None = None) -> IdPhoto:
+    """Fit, compose and judge the ID photo of the largest face; ImageError when there is no
+    face, or several without allow_multiple or force."""
+    face = pick_face(faces, allow_multiple or force, source="the photo")
+    head = measure_head(face, alpha_u8)
+    layout = fit_layout(head, preset, alpha_u8, source_scale)
+    out = compose_id_photo(image_bgr, alpha_u8, face, preset, color_bgr, matrix=layout.matrix)
+    seen = None if detector is None else len(detector.detect(out))
+    report = build_report(out, layout, head, preset, color_bgr, len(faces), seen,
+                          allow_multiple=allow_multiple, yaw=face_yaw(face))
+    # The crop as an affine map from the caller's photo (before any shrink) to the output.
+    f = source_scale
+    unshrink = np.array([[f, 0, 0.5 * f - 0.5], [0, f, 0.5 * f - 0.5], [0, 0, 1]])
+    report["transform"] = np.round(layout.matrix @ unshrink, 5).tolist()
+    return IdPhoto(out, report)
 
 
 def pick_face(faces: list[Face], allow_multiple: bool = False, source: str = "the image") -> Face:
@@ -95,85 +95,23 @@ def pick_face(faces: list[Face], allow_multiple: bool = False, source: str = "th
     return max(faces, key=lambda f: f.area)
 
 
-@dataclass(frozen=True)
-class FaceFrame:
-    """Eye midpoint, roll angle (radians, image y down) and face unit u in source pixels."""
-
-    eyes: tuple[float, float]
-    roll: float
-    unit: float
-
-    def up(self) -> tuple[float, float]:
-        """Unit vector from chin towards crown."""
-        return math.sin(self.roll), -math.cos(self.roll)
-
-
-def face_frame(face: Face) -> FaceFrame:
-    """Eye midpoint, roll and size of a detected face."""
+def face_yaw(face: Face) -> float:
+    """How far the face is turned: nose offset from the eye midpoint per eye distance."""
     (rx, ry), (lx, ly) = face.keypoints["right_eye"], face.keypoints["left_eye"]
-    ex, ey = (rx + lx) / 2, (ry + ly) / 2
-    # The person's right eye is on the image's left in a normal (unmirrored) photo.
-    roll = math.atan2(ly - ry, lx - rx)
-    mx, my = face.keypoints["mouth"]
-    from_mouth = math.hypot(mx - ex, my - ey) / MOUTH_BELOW_EYES
-    unit = from_mouth if abs(roll) > _MAX_ROLL_FOR_BOX else (face.height + from_mouth) / 2
-    return FaceFrame((ex, ey), roll, unit)
-
-
-def hair_above_eyes(alpha: np.ndarray | None, frame: FaceFrame) -> float:
-    """Top of the head (hair) above the eyes in face units, read off the matte.
-
-    Walks up the face axis from the forehead in a band 0.3 u wide until most of the band is
-    background, clamped to HAIR_ABOVE_EYES_RANGE. A matte with no background at all gives the
-    calibrated average; a head cut by the photo's edge gives at least that average.
-    """
-    if alpha is None or alpha.min() >= 128:
-        return HAIR_ABOVE_EYES
-    lo, hi = HAIR_ABOVE_EYES_RANGE
-    ux, uy = frame.up()
-    steps = np.arange(0.4 * frame.unit, hi * frame.unit, 1.0)
-    across = np.linspace(-0.15, 0.15, 7) * frame.unit
-    xs = frame.eyes[0] + steps[:, None] * ux + across[None, :] * math.cos(frame.roll)
-    ys = frame.eyes[1] + steps[:, None] * uy + across[None, :] * math.sin(frame.roll)
-    h, w = alpha.shape[:2]
-    xi, yi = np.rint(xs).astype(np.intp), np.rint(ys).astype(np.intp)
-    inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-    person = alpha[yi.clip(0, h - 1), xi.clip(0, w - 1)] >= 128
-    stop = np.flatnonzero((person.mean(1) <= 0.5) | ~inside.all(1))
-    if not len(stop):
-        return hi
-    top = steps[stop[0]] / frame.unit
-    if not inside[stop[0]].all():  # the photo ends before the head does
-        top = max(top, HAIR_ABOVE_EYES)
-    return float(np.clip(top, lo, hi))
-
-
-def crown_above_eyes(preset: Preset, alpha: np.ndarray | None, frame: FaceFrame) -> float:
-    """Crown above the eyes in face units, as the preset measures the head."""
-    return SKULL_ABOVE_EYES if preset.crown == "skull" else hair_above_eyes(alpha, frame)
-
-
-def id_photo_transform(frame: FaceFrame, preset: Preset, crown_above: float) -> np.ndarray:
-    """2x3 affine (source -> preset pixels): eyes level, head sized, eyes centred horizontally."""
-    head_u = crown_above + CHIN_BELOW_EYES
-    scale = preset.head_frac * preset.height / (head_u * frame.unit)
-    c, s = math.cos(frame.roll) * scale, math.sin(frame.roll) * scale
-    # Rotating by -roll maps the eye vector (cos, sin) onto +x.
-    linear = np.array([[c, s], [-s, c]])
-    eyes_y = (preset.top_frac + preset.head_frac * crown_above / head_u) * preset.height
-    # Raise the head (eating into the top margin only) when the eye line sits too low.
-    too_low = eyes_y - (1 - preset.eyes_min) * preset.height
-    eyes_y -= float(np.clip(too_low, 0, preset.top_frac * preset.height))
-    dst_eyes = np.array([preset.width / 2, eyes_y])
-    shift = dst_eyes - linear @ np.asarray(frame.eyes)
-    return np.hstack([linear, shift[:, None]])
+    nx, ny = face.keypoints["nose"]
+    dx, dy = lx - rx, ly - ry
+    dist2 = max(dx * dx + dy * dy, 1e-9)
+    return float(((nx - (rx + lx) / 2) * dx + (ny - (ry + ly) / 2) * dy) / dist2)
 
 
 def compose_id_photo(image_bgr: np.ndarray, alpha_u8: np.ndarray, face: Face, preset: Preset,
-                     color_bgr: tuple[int, int, int]) -> np.ndarray:
-    """The ID photo: warped person over a solid colour, preset size, BGR uint8."""
-    frame = face_frame(face)
-    matrix = id_photo_transform(frame, preset, crown_above_eyes(preset, alpha_u8, frame))
+                     color_bgr: tuple[int, int, int],
+                     matrix: np.ndarray | None = None) -> np.ndarray:
+    """The ID photo: warped person over a solid colour, preset size, BGR uint8 (matrix: the
+    crop, source -> output pixels; default the preset's target layout)."""
+    if matrix is None:
+        frame = face_frame(face)
+        matrix = id_photo_transform(frame, preset, crown_above_eyes(preset, alpha_u8, frame))
     roi, matrix = _source_roi(image_bgr.shape, matrix, preset)
     x0, y0, x1, y1 = roi
     img, alpha = image_bgr[y0:y1, x0:x1], alpha_u8[y0:y1, x0:x1]

@@ -9,9 +9,11 @@ import numpy as np
 
 from vbg.errors import ConfigError
 from vbg.matte.refine import DEFAULTS, RefineParams
-from vbg.still.idphoto import get_preset
+from vbg.still.idpresets import Preset, sized_preset
+from vbg.still.idsheet import get_sheet
 
 PROVIDERS = ("auto", "cuda", "cpu")
+MATTING = ("fine", "fast")  # docs/decisions.md, "Fine matting"
 # Stills refine near full resolution (live mode shrinks the guide to 320 px wide).
 STILL_GUIDE_WIDTH = 2048
 # RVM's alpha is already soft at hair: a gentler curve than the refiner's default 3, which suits
@@ -44,6 +46,13 @@ class StillOptions:
     feather: int | None = None  # >= 0 px: blur of the matte edge
     quality: int | None = None  # 1-100, jpg/webp output
     max_pixels: int | None = None  # larger photos are refused unread (None: imageio.MAX_PIXELS)
+    matting: str = "fine"  # fine: edge band re-solved by matting (vbg.matte.fine); fast: not
+    foreground: bool = True  # blend / cut out the estimated person colour F at soft edges
+    id_size: str | None = None  # ID photos: "WxH" px or "WxHmm" instead of the preset's size
+    dpi: int | None = None  # ID photos: print resolution (default 300)
+    force: bool = False  # ID photos: write the best effort when a rule fails (and say so)
+    max_kb: int | None = None  # ID photos: the largest JPEG quality within this many KB
+    sheet: str | None = None  # ID photos: write a print sheet (idsheet.SHEETS) of copies
 
     def __post_init__(self) -> None:
         if self.provider not in PROVIDERS:
@@ -53,8 +62,19 @@ class StillOptions:
         chosen = [flag for flag, value in (("--background", self.background),
                                            ("--color", self.color), ("--blur", self.blur))
                   if value is not None]
+        id_flags = [flag for flag, value in (
+            ("--id-size", self.id_size), ("--dpi", self.dpi), ("--force", self.force),
+            ("--max-kb", self.max_kb), ("--sheet", self.sheet)) if value]
+        if id_flags and not self.id_photo:
+            raise ConfigError(f"{id_flags[0]} only applies to --id-photo")
         if self.id_photo:
-            get_preset(self.id_photo)
+            if self.id_photo == "custom" and not self.id_size:
+                raise ConfigError("--id-photo custom needs --id-size WxH (px) or WxHmm")
+            self.id_preset()
+            if self.sheet:
+                get_sheet(self.sheet)
+            if self.max_kb is not None and self.max_kb < 1:
+                raise ConfigError(f"--max-kb {self.max_kb}: use 1 or more KB")
             for flag in chosen:
                 if flag != "--color":
                     raise ConfigError(f"{flag} cannot be combined with --id-photo (ID photos "
@@ -64,11 +84,18 @@ class StillOptions:
         if len(chosen) > 1:
             raise ConfigError(f"{chosen[0]} and {chosen[1]} cannot be combined: choose one "
                               "background")
+        if self.matting not in MATTING:
+            raise ConfigError(f"--matting {self.matting!r}: use one of {', '.join(MATTING)}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise ConfigError(f"--max-pixels {self.max_pixels}: use a positive pixel count")
         if self.quality is not None and not 1 <= self.quality <= 100:
             raise ConfigError(f"--quality {self.quality}: use a value from 1 to 100")
         self.refine_params()  # the matte refinement flags, checked now
+
+    def id_preset(self) -> Preset:
+        """The ID-photo preset at --id-size and --dpi (ConfigError when they are unusable)."""
+        name = None if self.id_photo == "custom" else self.id_photo
+        return sized_preset(name, self.id_size, self.dpi or 300)
 
     @property
     def cutout(self) -> bool:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -11,17 +12,20 @@ import numpy as np
 from vbg import backgrounds as background
 from vbg.compose import composite
 from vbg.imageio import read_image, write_image
-from vbg.matte import refine
+from vbg.matte import fine, foreground, refine
 from vbg.still.face import Face, FaceDetector
 from vbg.still.idphoto import (
     CHIN_BELOW_EYES,
     SKULL_ABOVE_EYES,
+    IdPhoto,
+    IdPhotoRefused,
     Preset,
-    compose_id_photo,
     face_frame,
-    get_preset,
+    make_id_photo,
     pick_face,
 )
+from vbg.still.idreport import summary_line
+from vbg.still.idsheet import make_sheet, write_jpeg_max_kb
 from vbg.still.jobs import Job
 from vbg.still.options import StillOptions
 from vbg.still.segmenter import PhotoMatter, PhotoSegmenter, model_names
@@ -30,6 +34,7 @@ from vbg.still.segmenter import PhotoMatter, PhotoSegmenter, model_names
 # output's resolution: the matte is then computed at the size that matters, several times faster.
 ID_PHOTO_OVERSAMPLE = 2.0
 FACE_OUTSIDE_MAX = 0.1  # a face box reaching further out of the photo (x its size) is no use
+FINE_FEATHER = 0  # default feather (px) after fine matting (docs/decisions.md, "Fine matting")
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,9 @@ class IdPhotoSettings:
     preset: Preset
     color_bgr: tuple[int, int, int]
     allow_multiple: bool
+    force: bool = False
+    max_kb: int | None = None
+    sheet: str | None = None
 
 
 class StillPipeline:
@@ -55,10 +63,18 @@ class StillPipeline:
         self.quality: int | None = options.quality
         self.id_photo: IdPhotoSettings | None = None
         names = model_names(options.model) if segmenter is None else [segmenter.name]
-        self.refiner = refine.MatteRefiner(options.refine_params(soft=names == ["rvm"]))
+        params = options.refine_params(soft=names == ["rvm"])
+        # Fine matting re-solves the edge band: erode and feather apply after it, as they would
+        # after the refiner (the same meaning in both paths; docs/decisions.md, "Fine matting").
+        self.after_fine = (params.erode, options.feather if options.feather is not None
+                           else FINE_FEATHER)
+        if options.matting == "fine":
+            params = replace(params, erode=0, feather=0)
+        self.refiner = refine.MatteRefiner(params)
         if options.id_photo:
-            self.id_photo = IdPhotoSettings(get_preset(options.id_photo), _color_bgr(
-                options.color or "white"), options.allow_multiple)
+            self.id_photo = IdPhotoSettings(options.id_preset(), _color_bgr(
+                options.color or "white"), options.allow_multiple, options.force,
+                options.max_kb, options.sheet)
             self.cutout = False
             self.detector = FaceDetector(provider=options.provider, threads=threads)
         else:
@@ -75,31 +91,47 @@ class StillPipeline:
         self.segmenter(np.zeros((64, 64, 3), np.uint8))
 
     def matte(self, bgr: np.ndarray, alpha_in: np.ndarray | None) -> np.ndarray:
-        """Full-res uint8 matte (the refiner's buffer), times the input's own alpha if any."""
+        """Full-res uint8 matte (may be the refiner's buffer: copy it to keep it), its edge band
+        re-solved by matting with `matting="fine"`, times the input's own alpha if any."""
         matte = self.refiner(bgr, self.segmenter(bgr))
+        if self.options.matting == "fine":
+            matte = fine.erode_feather(fine.refine(bgr, matte), *self.after_fine)
         if alpha_in is not None:
             cv2.multiply(matte, alpha_in, dst=matte, scale=1.0 / 255.0)
         return matte
 
     def id_photo_image(self, bgr: np.ndarray, alpha_in: np.ndarray | None) -> np.ndarray:
-        """The ID photo (BGR, preset size); ImageError when there is no face or several."""
+        """The ID photo (BGR, preset size); ImageError when there is no face or several, or
+        (unless force) when a rule of the preset fails."""
+        result = self.id_photo_result(bgr, alpha_in)
+        assert self.id_photo is not None
+        if not result.ok and not self.id_photo.force:
+            raise IdPhotoRefused(result.problem, result.report)
+        return result.image
+
+    def id_photo_result(self, bgr: np.ndarray, alpha_in: np.ndarray | None) -> IdPhoto:
+        """The ID photo and its compliance report (the best effort when a rule fails);
+        ImageError when there is no face, or several without allow_multiple or force."""
         spec = self.id_photo
         assert spec is not None
         faces = self.detector.detect(bgr)
         if not faces:  # fail before the expensive matte
             pick_face(faces, spec.allow_multiple, source="the photo")
         shrink = max(id_photo_shrink(face, spec.preset) for face in faces)
+        scale = 1.0
         if shrink < 0.75:  # matte the photo at the size the output needs, not at full size
             size = (max(1, round(bgr.shape[1] * shrink)), max(1, round(bgr.shape[0] * shrink)))
             faces = [scaled_face(f, size[0] / bgr.shape[1], size[1] / bgr.shape[0])
                      for f in faces]
+            scale = size[0] / bgr.shape[1]
             bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
             if alpha_in is not None:
                 alpha_in = cv2.resize(alpha_in, size, interpolation=cv2.INTER_AREA)
         matte = self.matte(bgr, alpha_in)
         faces = [f for f in faces if usable_face(f, matte)]
-        face = pick_face(faces, spec.allow_multiple, source="the photo")
-        return compose_id_photo(bgr, matte, face, spec.preset, spec.color_bgr)
+        return make_id_photo(bgr, matte, faces, spec.preset, spec.color_bgr,
+                             allow_multiple=spec.allow_multiple, force=spec.force,
+                             source_scale=scale, detector=self.detector)
 
     def render(self, bgr: np.ndarray,
                alpha_in: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -107,10 +139,14 @@ class StillPipeline:
         if self.id_photo is not None:
             return self.id_photo_image(bgr, alpha_in), None
         matte = self.matte(bgr, alpha_in)
-        return self.compositor(bgr, matte), matte
+        fg = foreground.estimate_photo(bgr, matte) if self.options.foreground else None
+        return self.compositor(bgr, matte, fg=fg), matte
 
-    def process(self, job: Job) -> None:
-        """Read job.source, write job.output (and job.matte); no output left behind on error."""
+    def process(self, job: Job) -> dict | None:
+        """Read job.source, write job.output (and job.matte); no output left behind on error.
+        ID photos: returns the compliance report (IdPhotoRefused carries it when refused)."""
+        if self.id_photo is not None:
+            return self.process_id_photo(job)
         bgr, alpha_in, info = read_image(job.source, max_pixels=self.options.max_pixels)
         result, matte = self.render(bgr, alpha_in)
         del bgr, alpha_in  # a big photo's own pixels are not needed while the results are written
@@ -127,6 +163,33 @@ class StillPipeline:
             for path in written:  # a failed input leaves no output behind
                 path.unlink(missing_ok=True)
             raise
+
+
+    def process_id_photo(self, job: Job) -> dict:
+        """Make, judge and write one ID photo (or its sheet); the report line goes to stdout."""
+        spec = self.id_photo
+        assert spec is not None
+        bgr, alpha_in, _ = read_image(job.source, max_pixels=self.options.max_pixels)
+        result = self.id_photo_result(bgr, alpha_in)
+        del bgr, alpha_in
+        report = {"file": str(job.source), "output": str(job.output), **result.report}
+        if not result.ok and not spec.force:
+            raise IdPhotoRefused(result.problem, report)
+        image, dpi = result.image, spec.preset.dpi
+        if spec.sheet:
+            image, report["sheet_copies"] = make_sheet(image, spec.sheet, dpi)
+            report["sheet"], dpi = spec.sheet, 300
+        if spec.max_kb is not None:
+            report["jpeg_quality"] = write_jpeg_max_kb(job.output, image, dpi, spec.max_kb)
+        else:
+            write_image(job.output, image, dpi=(dpi, dpi), quality=self.quality)
+        report["kb"] = round(job.output.stat().st_size / 1024, 1)
+        print(f"vbg: {job.source}: {summary_line(report)}", flush=True)
+        if not result.ok:
+            off = result.problem.split("; --force")[0]
+            print(f"vbg: {job.source}: written anyway (--force): {off}", file=sys.stderr,
+                  flush=True)
+        return report
 
 
 def _color_bgr(color: str | tuple[int, int, int]) -> tuple[int, int, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -13,6 +13,7 @@ import numba
 
 from vbg.errors import ConfigError, VbgError
 from vbg.still.batch import Progress, WorkerPool, WorkerSpec, summary, threads_per_worker
+from vbg.still.idphoto import IdPhotoRefused
 from vbg.still.jobs import Job, make_folders, remove_partial_files
 from vbg.still.options import StillOptions
 from vbg.still.pipeline import StillPipeline
@@ -42,11 +43,20 @@ def _limit_threads(threads: int) -> None:
     cv2.setNumThreads(threads)
 
 
-def worker_setup(setup: tuple[StillOptions, int]) -> Callable[[Job], None]:
-    """In each worker: build the pipeline once; returns the per-job function."""
+def worker_setup(setup: tuple[StillOptions, int]) -> Callable[[Job], dict | None]:
+    """In each worker: build the pipeline once; returns the per-job function (an ID photo's
+    refusal comes back as {"refused": line, "report": ...} so that its report is kept)."""
     options, threads = setup
     _limit_threads(threads)
-    return StillPipeline(options, threads=threads).process
+    process = StillPipeline(options, threads=threads).process
+
+    def work(job: Job) -> dict | None:
+        try:
+            return process(job)
+        except IdPhotoRefused as e:
+            return {"refused": failure_line(job.source, e), "report": e.report}
+
+    return work
 
 
 def _describe(job: Job, error: BaseException) -> str:
@@ -64,6 +74,7 @@ class Tally:
     done: int = 0
     failed: int = 0
     skipped: int = 0
+    reports: list[dict] = field(default_factory=list)  # ID photos' compliance reports
 
 
 def _run_here(options: StillOptions, jobs: list[Job], tally: Tally, progress: Progress,
@@ -75,11 +86,15 @@ def _run_here(options: StillOptions, jobs: list[Job], tally: Tally, progress: Pr
     for finished, job in enumerate(jobs):
         progress.show(finished, job.label or job.source.name)
         try:
-            pipeline.process(job)
+            report = pipeline.process(job)
             tally.done += 1
+            if report is not None:
+                tally.reports.append(report)
         except Exception as e:  # one line per failed input; the batch goes on
             tally.failed += 1
             progress.message(failure_line(job.source, e))
+            if isinstance(e, IdPhotoRefused):
+                tally.reports.append(e.report)
     progress.show(len(jobs))
 
 
@@ -101,8 +116,14 @@ def _run_pool(options: StillOptions, jobs: list[Job], tally: Tally, progress: Pr
                 progress.show(name=job.label or job.source.name)
                 continue
             finished += 1
-            if event.kind == "done":
+            if event.kind == "done" and isinstance(event.value, dict) and "refused" in event.value:
+                tally.failed += 1
+                tally.reports.append(event.value["report"])
+                progress.message(event.value["refused"])
+            elif event.kind == "done":
                 tally.done += 1
+                if event.value is not None:
+                    tally.reports.append(event.value)
             else:
                 tally.failed += 1
                 progress.message(event.message)
@@ -141,10 +162,12 @@ def _triage(jobs: list[Job], skip_existing: bool, tally: Tally, quiet: bool) -> 
 
 def run_jobs(options: StillOptions, jobs: list[Job], problems: list[str], *, workers: int = 1,
              skip_existing: bool = False, batch: bool = True, started: float | None = None,
-             segmenter: PhotoMatter | None = None, runner: Runner | None = None) -> int:
+             segmenter: PhotoMatter | None = None, runner: Runner | None = None,
+             reports: list[dict] | None = None) -> int:
     """Run planned jobs (problems: inputs already failed) with one-line reports on stderr;
     0 = all done, 1 = some failed, 130 = interrupted. `segmenter` only for workers=1;
-    `runner` runs the jobs elsewhere (vbg.still.distributed: Ray) with the same tally."""
+    `runner` runs the jobs elsewhere (vbg.still.distributed: Ray) with the same tally;
+    `reports` receives the ID photos' compliance reports (not from Ray)."""
     err = sys.stderr
     started = time.monotonic() if started is None else started
     tally = Tally(failed=len(problems))
@@ -168,6 +191,8 @@ def run_jobs(options: StillOptions, jobs: list[Job], problems: list[str], *, wor
         return 130
     finally:
         progress.clear()
+        if reports is not None:
+            reports.extend(tally.reports)
     if batch:
         elapsed = time.monotonic() - started
         print(f"vbg: {summary(tally.done, tally.failed, tally.skipped, elapsed)}", file=err)

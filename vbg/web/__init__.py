@@ -1,0 +1,1 @@
+"""The local web studio: FastAPI app, REST API and page (`vbg web`, live mode's control page)."""
