@@ -58,15 +58,22 @@ def merged(settings: LiveSettings, changes: Mapping[str, Any],
 BACKGROUND_KEYS = ("background", "video", "blur", "color")
 
 
+def clear_other_backgrounds(changes: Mapping[str, Any],
+                            unset: tuple[Any, ...] = (None, False)) -> dict[str, Any]:
+    """`changes` where choosing one background (image, video, blur, colour) clears the others;
+    a value in `unset` does not count as chosen."""
+    out = dict(changes)
+    if any(changes.get(k) not in unset for k in BACKGROUND_KEYS):
+        for key, cleared in (("background", ""), ("video", ""), ("blur", 0), ("color", "")):
+            out.setdefault(key, cleared)
+    return out
+
+
 def apply_flags(settings: LiveSettings, flags: Mapping[str, Any]) -> LiveSettings:
     """Flags given (not None) win over the files; a chosen background clears the others.
     Unchecked: the caller checks once it knows where each value came from."""
     given = {k: v for k, v in flags.items() if v is not None}
-    changes: dict[str, Any] = {}
-    if any(given.get(k) not in (None, False) for k in BACKGROUND_KEYS):
-        changes.update(background="", video="", blur=0, color="")
-    changes.update(given)
-    return settings.merged(changes, "the command line", check=False)
+    return settings.merged(clear_other_backgrounds(given), "the command line", check=False)
 
 
 def parse_size(text: str) -> tuple[int, int]:

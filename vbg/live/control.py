@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from vbg.live import userconfig
+from vbg.live import config, userconfig
 
 RUNTIME_NAME = "live.json"
 
@@ -100,12 +100,7 @@ def find_daemon(path: Path | None = None) -> dict[str, Any] | None:
 
 def background_changes(changes: Mapping[str, Any]) -> dict[str, Any]:
     """Choosing one background (image, video, blur, colour) clears the others, as the flags do."""
-    chosen = [k for k in userconfig.BACKGROUND_KEYS if changes.get(k) not in (None, "", 0, False)]
-    out = dict(changes)
-    if chosen:
-        for key, cleared in (("background", ""), ("video", ""), ("blur", 0), ("color", "")):
-            out.setdefault(key, cleared)
-    return out
+    return config.clear_other_backgrounds(changes, unset=(None, "", 0, False))
 
 
 class LiveControl:
@@ -131,7 +126,7 @@ class LiveControl:
         VbgError) with one line when they are bad. Returns the new state."""
         with self._lock:  # one change at a time: each merges over the last
             before = self.live.settings
-            after = self.live.update(background_changes(changes))
+            after = self.live.update(changes)  # clears the other backgrounds itself
             if self.remember_in is not None:
                 changed = {name: value for name, value, _ in after.items()
                            if before.get(name) != value}

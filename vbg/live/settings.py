@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,12 +299,13 @@ def _build(values: dict[str, Any]) -> LiveSettings:
     return LiveSettings(**top, **{k: cls(**values[k]) for k, cls in SECTIONS.items()})
 
 
-def _toml_value(value: Any) -> str:
+def toml_value(value: Any) -> str:
+    """A TOML literal for a bool, number or string (JSON string escapes are TOML's too)."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(value)
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value), ensure_ascii=False)
 
 
 def default_toml() -> str:
@@ -323,7 +325,7 @@ def default_toml() -> str:
         if spec.group:
             lines += [f"# {line}" for line in spec.group.splitlines()]
         lines += [f"# {line}" for line in spec.doc.splitlines()]
-        lines.append(f"{key} = {_toml_value(default)}")
+        lines.append(f"{key} = {toml_value(default)}")
     return "\n".join(lines) + "\n"
 
 

@@ -4,7 +4,6 @@ changed, every other line (comments included) kept, written atomically."""
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import tomllib
@@ -12,17 +11,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-BACKGROUND_KEYS = ("background", "video", "blur", "color")
+from vbg.live.settings import toml_value
+
 _HEADER = re.compile(r"^\s*\[")
-
-
-def toml_value(value: Any) -> str:
-    """A TOML literal for a bool, number or string (JSON string escapes are TOML's too)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(str(value), ensure_ascii=False)
 
 
 def _section_span(lines: list[str], section: str) -> tuple[int, int] | None:
