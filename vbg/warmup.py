@@ -54,11 +54,14 @@ def _warm_compositor(frame: np.ndarray) -> None:
              backgrounds.TransparentBackground(), backgrounds.BlurBackground(15),
              backgrounds.BlurBackground(15, refresh=8)]
     matte = np.empty(_FRAME, np.uint8)
+    i420 = np.empty((_FRAME[0] * 3 // 2, _FRAME[1]), np.uint8)
     for background in kinds:
         compositor = composite.Compositor(background)
         for _ in range(2):  # the second frame: the blur's room check and the still-scene paths
             compositor.render(frame, fields, matte=matte)
             compositor.render(frame, fields, same_scene=True)
+            compositor.render(frame, fields, matte=matte, i420=i420, bgr=False)
+            compositor.render(frame, fields, same_scene=True, i420=i420, bgr=False)
             compositor(frame, alpha)
             compositor(frame, alpha, same_scene=True)
         background.close()

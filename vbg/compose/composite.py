@@ -9,7 +9,7 @@ from numba import njit, prange, types
 from vbg import backgrounds
 from vbg.backgrounds import Background
 from vbg.matte import foreground as foreground_colour
-from vbg.matte import onepass
+from vbg.matte import onepass, planar
 from vbg.matte.onepass import mix255
 
 # The blends compute round(x / 255) exactly for 0 <= x <= 65535 with (t + (t >> 8)) >> 8,
@@ -193,6 +193,11 @@ class Compositor:
         self._drawn: tuple | None = None
         self._straight: tuple | None = None  # row taps of a full-size background, per height
         self._color_rows: tuple | None = None  # a colour as one background row, per width
+        # I420-only renders: the background rows in Y, U, V ((rows, (Y, U, V))), and what the
+        # I420 planes' sure background runs hold (as _drawn); whether the last render wrote BGR.
+        self._yuv: tuple | None = None
+        self._drawn_i420: tuple | None = None
+        self.wrote_bgr = True
 
     @staticmethod
     def _color_of(background: Background) -> np.ndarray | None:
@@ -259,11 +264,19 @@ class Compositor:
         return (np.ascontiguousarray(bg), *self._straight)
 
     def render(self, frame: np.ndarray, fields: onepass.MatteFields, same_scene: bool = False,
-               matte: np.ndarray | None = None, i420: np.ndarray | None = None) -> np.ndarray:
+               matte: np.ndarray | None = None, i420: np.ndarray | None = None,
+               bgr: bool = True) -> np.ndarray:
         """Composite `frame` with a matte still in low-res `fields` (refine.MatteRefiner.fields)
         in one pass: the matte is drawn only where it is needed, and into `matte` if given;
-        the output also into `i420` (onepass.draw) if given."""
+        the output also into `i420` (onepass.draw) if given. `bgr=False` with `i420`: only
+        the I420 planes are written (the returned BGR buffer is then stale) unless this render
+        needs BGR itself (`wrote_bgr` says which happened)."""
         background, color = self._state
+        planes_only = i420 is not None and not self.foreground
+        if not bgr and planes_only and background.kind != "transparent":
+            self.wrote_bgr = False
+            return self._render_i420(frame, fields, same_scene, matte, i420)
+        self.wrote_bgr = True
         height, width = frame.shape[:2]
         frame = np.ascontiguousarray(frame)
         if background.kind == "transparent":
@@ -288,6 +301,7 @@ class Compositor:
         last, self._drawn = self._drawn, drawn
         keep = (reuse and static and self.keep_still_background and last is not None
                 and all(a is b for a, b in zip(last, drawn, strict=True)))
+        self._drawn_i420 = (background, color if bg is None else bg, i420)
         onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
                      matte=matte, edges=self._edges, reuse_edges=reuse, keep_background=keep,
                      i420=i420)
@@ -299,6 +313,36 @@ class Compositor:
                                        fields.taps[1], planes)
         return out
 
+    def _render_i420(self, frame: np.ndarray, fields: onepass.MatteFields, same_scene: bool,
+                     matte: np.ndarray | None, i420: np.ndarray) -> np.ndarray:
+        """render() into the I420 planes only (no BGR frame stored)."""
+        background, color = self._state
+        height, width = frame.shape[:2]
+        frame = np.ascontiguousarray(frame)
+        out = self._output(height, width, 3)  # returned as render's buffer; not written
+        bg = (None if color is not None
+              else self._background(frame, fields.small, same_scene, fields.thumb))
+        if self._edges.shape != (height, width):
+            self._edges = np.empty((height, width), np.uint8)  # once per frame size
+            self._edges_of = None
+        reuse = same_scene and self._edges_of is fields
+        self._edges_of = fields
+        static = self._bg_reused or background.kind in ("image", "color")
+        rows = self._rows_of(bg, color, width, height)
+        # The background's rows in Y, U, V: converted again only when they may have changed.
+        made = self._yuv
+        if made is None or made[0] is not rows[0] or not static:
+            made = (rows[0], planar.yuv_rows(rows[0], None if made is None else made[1]))
+            self._yuv = made
+        drawn = (background, color if bg is None else bg, i420)
+        last, self._drawn_i420 = self._drawn_i420, drawn
+        self._drawn = None  # the BGR buffer does not hold this frame
+        keep = (reuse and static and self.keep_still_background and last is not None
+                and all(a is b for a, b in zip(last, drawn, strict=True)))
+        planar.draw_i420(fields, frame, rows, made[1], i420, matte=matte, edges=self._edges,
+                         reuse_edges=reuse, keep_background=keep)
+        return out
+
     def __call__(self, frame: np.ndarray, alpha: np.ndarray, same_scene: bool = False,
                  fg: np.ndarray | None = None) -> np.ndarray:
         """Composite `frame` (BGR) with matte `alpha` (uint8, 255 = person); returns the buffer.
@@ -306,7 +350,7 @@ class Compositor:
         `fg`: the person's colour to blend (e.g. foreground.estimate_photo), default `frame`."""
         background, color = self._state
         height, width = frame.shape[:2]
-        self._drawn = None  # the output buffer is written whole here
+        self._drawn = self._drawn_i420 = None  # the output buffer is written whole here
         person = frame if fg is None else fg
         if background.kind == "transparent":
             return to_bgra(person, alpha, self._output(height, width, 4))

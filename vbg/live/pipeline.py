@@ -80,6 +80,7 @@ class Pipeline:
         self.state = "starting"  # "running", or IDLE_STATE while idle (for --stats and status)
         self._i420: np.ndarray | None = None  # the final pass's I420 output, for sinks taking it
         self._i420_ready = False  # _i420 holds the frame being emitted
+        self._bgr_stale = False  # the last output exists only in _i420 (last_output())
         self.pause: Any = None  # vbg.live.pause.Pauser: holds a still card while paused
         self.tap: Any = None  # vbg.live.tap.PreviewTap: the output for pages that watch
 
@@ -197,6 +198,7 @@ class Pipeline:
     # -- per frame --
     def _process(self, frame: Frame) -> np.ndarray:
         st = self.stages
+        self._bgr_stale = False
         if st.gpu is not None:
             return self._process_on_gpu(frame)
         self._card = None  # a new outage gets a card of this frame
@@ -251,10 +253,28 @@ class Pipeline:
             buffer = self._matte
         self._last_alpha = buffer
         i420 = self._i420_target(image)
-        out = self.stages.compositor.render(image, matte, same_scene=same_scene, matte=buffer,
-                                            i420=i420)
+        compositor = self.stages.compositor
+        out = compositor.render(image, matte, same_scene=same_scene, matte=buffer, i420=i420,
+                                bgr=i420 is None or self._wants_bgr())
         self._i420_ready = i420 is not None and out.ndim == 3 and out.shape[2] == 3
+        # I420 only: the BGR buffer is stale until last_output() converts the planes back.
+        self._bgr_stale = self._i420_ready and not getattr(compositor, "wrote_bgr", True)
         return out
+
+    def _wants_bgr(self) -> bool:
+        """Whether this frame needs the BGR output: a sink that does not take I420, or a page
+        watching the preview."""
+        if self.tap is not None and self.tap.watchers:
+            return True
+        return not all(getattr(s, "takes_i420", False) for s in self.sinks)
+
+    def last_output(self) -> np.ndarray | None:
+        """The last output frame in BGR (converted from the I420 planes once, if the final
+        pass wrote only those)."""
+        if self._bgr_stale and self._last_output is not None and self._i420 is not None:
+            cv2.cvtColor(self._i420, cv2.COLOR_YUV2BGR_I420, dst=self._last_output)
+            self._bgr_stale = False
+        return self._last_output
 
     def _i420_target(self, image: np.ndarray) -> np.ndarray | None:
         """The I420 buffer the final pass also writes, when an open sink takes I420 at this
@@ -311,8 +331,8 @@ class Pipeline:
                 sink.write_i420(i420, timestamp)
             else:
                 sink.write(out, alpha, timestamp)
-        if self.tap is not None:
-            self.tap.offer(out)
+        if self.tap is not None and self.tap.watchers:
+            self.tap.offer(self.last_output() if out is self._last_output else out)
         now = time.monotonic()
         self.stats.add_stage("sink", (time.perf_counter() - t0) * 1e3)
         self.stats.latencies_ms.append((now - timestamp) * 1e3)
@@ -332,7 +352,7 @@ class Pipeline:
     def _unavailable_card(self) -> np.ndarray:
         """The last good frame dimmed, with a notice; built once per outage."""
         if self._card is None:  # dropped by every processed frame
-            card = (self._last_output.astype(np.uint16) * 3 // 8).astype(np.uint8)
+            card = (self.last_output().astype(np.uint16) * 3 // 8).astype(np.uint8)
             h, w = card.shape[:2]
             text = "Camera unavailable - reconnecting..."
             scale = max(0.5, w / 1280)
