@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
@@ -206,3 +207,25 @@ def test_a_file_that_kills_every_worker_fails_after_bounded_tries(photos, local_
     assert is_summary(lines[-1], PHOTOS - 1, len(broken) + 1)
     assert sorted(files(out)) == sorted(p.name for p in local_run[1].glob("*.png")
                                         if p.stem != victim.stem)
+
+
+def test_id_photo_reports_come_back_from_ray(photos, tmp_path, capsys):
+    """Written and refused ID photos both keep their compliance report (as a local batch)."""
+    folder = photos[0]
+    reports = {}
+    for where in ("local", "ray"):
+        out, report = tmp_path / where, tmp_path / f"{where}.json"
+        extra = ["--ray", "--jobs", "2"] if where == "ray" else []
+        rc, _, err = vbg(capsys, folder, "--id-photo", "passport", "-o", out,
+                         "--report", report, *extra)
+        assert rc == 1 and "Traceback" not in err
+        reports[where] = json.loads(report.read_text())
+    local, remote = reports["local"], reports["ray"]
+    # Photos with a face get a report, written or refused (both kinds are in this set).
+    assert local["ok"] >= 1 and local["failed"] >= 1
+    assert (remote["ok"], remote["failed"]) == (local["ok"], local["failed"])
+
+    def key(report: dict) -> str:  # the same report but for the output folder's name
+        return json.dumps({k: v for k, v in report.items() if k != "output"}, sort_keys=True)
+
+    assert sorted(map(key, remote["files"])) == sorted(map(key, local["files"]))

@@ -128,16 +128,19 @@ class PhotoWorker:
             os.unlink(name)
         return None
 
-    def process(self, job: Job) -> str | None:
-        """None when job's outputs are written, else its one-line failure."""
+    def process(self, job: Job) -> dict[str, Any] | None:
+        """None when job's outputs are written; else {"error": its one-line failure} and/or
+        {"report": an ID photo's compliance report, written or refused}."""
         doomed = _maybe_kill_for_test(job)
         try:
-            self.work(job)
+            result = self.work(job)
         except Exception as e:  # one line per failed input; the worker goes on
-            return failure_line(job.source, e)
+            return {"error": failure_line(job.source, e)}
         if doomed:
             time.sleep(60.0)  # the test hook's kill comes before any answer
-        return None
+        if isinstance(result, dict) and "refused" in result:
+            return {"error": result["refused"], "report": result["report"]}
+        return None if result is None else {"report": result}
 
 
 def _maybe_kill_for_test(job: Job) -> bool:
@@ -305,7 +308,7 @@ class RayBatch:
                 if index is None:
                     raise VbgError(f"a Ray worker could not start ({e}); please report "
                                    "this") from None
-                answer = failure_line(jobs[index].source, e)
+                answer = {"error": failure_line(jobs[index].source, e)}
             if index is None:  # a replacement is ready
                 self.where[actor] = self.checked(answer)
                 idle.insert(0, actor)
@@ -313,11 +316,14 @@ class RayBatch:
             idle.append(actor)
             self.files_by_node[self.where[actor]["node"]] += 1
             finished += 1
-            if answer is None:
+            answer = answer or {}
+            if answer.get("report") is not None:
+                tally.reports.append(answer["report"])
+            if answer.get("error") is None:
                 tally.done += 1
             else:
                 tally.failed += 1
-                progress.message(answer)
+                progress.message(answer["error"])
             progress.show(finished)
 
     def retry(self, job: Job, tries: list[int], index: int, host: str) -> bool:

@@ -167,7 +167,7 @@ def run_jobs(options: StillOptions, jobs: list[Job], problems: list[str], *, wor
     """Run planned jobs (problems: inputs already failed) with one-line reports on stderr;
     0 = all done, 1 = some failed, 130 = interrupted. `segmenter` only for workers=1;
     `runner` runs the jobs elsewhere (vbg.still.distributed: Ray) with the same tally;
-    `reports` receives the ID photos' compliance reports (not from Ray)."""
+    `reports` receives the ID photos' compliance reports (Ray's too)."""
     err = sys.stderr
     started = time.monotonic() if started is None else started
     tally = Tally(failed=len(problems))
