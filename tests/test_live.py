@@ -250,3 +250,37 @@ def test_reload_swaps_the_model_and_the_still_check_between_frames() -> None:
     pipeline.request_reload(rebuild)
     assert pipeline.run().frames_out == 4
     assert seen == [("selfie", "SelfieSegmenter", None, None)]
+
+
+def test_a_new_model_is_built_off_the_pipeline_thread(recorder, clip: Path, monkeypatch) -> None:
+    """A model change from the page or `vbg ctl` loads the network on the caller's thread,
+    so the frames go on meanwhile; the pipeline thread only swaps it in."""
+    import threading
+
+    from waiting import wait_for
+
+    recorder.clear()
+    s = vbg.LiveSettings.from_mapping(dict(camera=str(clip), color="#00ff00", provider="cpu",
+                                           virtual_camera=True, on_demand=False, web=False))
+    live = vbg.build_live(s, realtime=True, loop=True, vcam_backend="recording",
+                          log=lambda _line: None)
+    built_on: list[str] = []
+    real = live_build.build_segmenter
+
+    def build_segmenter(settings):
+        built_on.append(threading.current_thread().name)
+        return real(settings)
+
+    monkeypatch.setattr(live_build, "build_segmenter", build_segmenter)
+    runner = threading.Thread(target=live.run, name="vbg-test-pipeline", daemon=True)
+    runner.start()
+    try:
+        assert wait_for(lambda: live.state()["frames_out"] >= 3)
+        live.update({"model": "selfie", "zoom": False})
+        assert live.stages.segmenter.name == "selfie"
+        before = live.state()["frames_out"]
+        assert wait_for(lambda: live.state()["frames_out"] >= before + 3)
+    finally:
+        live.stop()
+        runner.join(10)
+    assert built_on == [threading.current_thread().name]

@@ -19,10 +19,15 @@ def simulated() -> bool:
     return bool(config.ENABLE_CUDASIM)
 
 
+def no_driver() -> bool:
+    """True when no NVIDIA driver is loaded here (Linux), so CUDA surely cannot work."""
+    return (sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version")
+            and not simulated())
+
+
 def cuda_status() -> tuple[bool, str]:
     """(works, what): numba.cuda can launch a kernel here, or why not."""
-    if (sys.platform.startswith("linux") and not os.path.exists("/proc/driver/nvidia/version")
-            and not simulated()):
+    if no_driver():
         return False, f"no NVIDIA driver is loaded (/proc/driver/nvidia missing); {INSTALL_HINT}"
     try:
         from numba import cuda

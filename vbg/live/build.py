@@ -11,7 +11,7 @@ from vbg import warmup
 from vbg.backgrounds import Background, make_background
 from vbg.compose import composite
 from vbg.errors import VbgError
-from vbg.gpu import cuda_status
+from vbg.gpu import cuda_status, no_driver
 from vbg.live.pipeline import Stages
 from vbg.live.settings import LiveSettings
 from vbg.matte import refine
@@ -60,6 +60,18 @@ def build_segmenter(s: LiveSettings) -> Segmenter:
             zoom = new_segmenter(s.zoom_model, s.provider, s.threads or None)
         segmenter = TrackedSegmenter(segmenter, zoom=zoom)
     return segmenter
+
+
+def surely_cpu(s: LiveSettings) -> bool:
+    """build_gpu(s) is None for sure, known without touching CUDA (which binds to a thread)."""
+    return s.provider == "cpu" or no_driver()
+
+
+def warm_segmenter(segmenter: Segmenter, size: tuple[int, int] | None) -> None:
+    """One run on a blank frame of `size` (the network's first run allocates), then reset."""
+    if size is not None:
+        segmenter(np.zeros((size[1], size[0], 3), np.uint8))
+        segmenter.reset()
 
 
 def build_smoother(s: LiveSettings, segmenter: Segmenter | None = None) -> TemporalSmoother:

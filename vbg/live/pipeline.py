@@ -268,6 +268,11 @@ class Pipeline:
             return True
         return not all(getattr(s, "takes_i420", False) for s in self.sinks)
 
+    @property
+    def output_size(self) -> tuple[int, int] | None:
+        """(width, height) of the output, fixed by the first frame; None before it."""
+        return self._size
+
     def last_output(self) -> np.ndarray | None:
         """The last output frame in BGR (converted from the I420 planes once, if the final
         pass wrote only those)."""

@@ -20,9 +20,11 @@ RESTART_KEYS = ("fps", "output", "matte_output", "virtual_camera", "device", "pr
 
 
 def apply_settings(p: Pipeline, old: LiveSettings, new: LiveSettings,
-                   log: Callable[[str], None], background: object = None) -> None:
+                   log: Callable[[str], None], background: object = None,
+                   segmenter: object = None) -> None:
     """Swap what changed from `old` to `new` into pipeline `p` (call on the pipeline thread);
-    `background`: the new one already built (off this thread), else it is built here."""
+    `background` / `segmenter` (CPU path): the new one already built off this thread, else
+    it is built here."""
     if any(old.get(k) != new.get(k) for k in BACKGROUND_KEYS):
         previous = p.stages.compositor.background
         p.stages.compositor.background = (  # raises: nothing swapped
@@ -31,8 +33,11 @@ def apply_settings(p: Pipeline, old: LiveSettings, new: LiveSettings,
     if any(old.get(k) != new.get(k) for k in MODEL_KEYS):
         # Either path to either path: the CUDA path when it works for the new model, else
         # the CPU one (built first: a failure leaves the running stages as they were).
-        gpu = build.build_gpu(new, log)
-        segmenter = gpu.matter if gpu is not None else build.build_segmenter(new)
+        gpu = None if segmenter is not None else build.build_gpu(new, log)
+        if gpu is not None:
+            segmenter = gpu.matter
+        elif segmenter is None:
+            segmenter = build.build_segmenter(new)
         if gpu is None and p.stages.gpu is not None:
             warm_cpu_path()  # the CPU kernels were never needed so far
         p.stages.gpu, p.stages.segmenter = gpu, segmenter

@@ -19,7 +19,13 @@ from vbg.live.keepup import KeepUp
 from vbg.live.meter import RateMeter
 from vbg.live.pause import PAUSED_STATE, Pauser
 from vbg.live.pipeline import Pipeline, RunStats
-from vbg.live.reload import BACKGROUND_KEYS, CAMERA_KEYS, RESTART_KEYS, apply_settings
+from vbg.live.reload import (
+    BACKGROUND_KEYS,
+    CAMERA_KEYS,
+    MODEL_KEYS,
+    RESTART_KEYS,
+    apply_settings,
+)
 from vbg.live.settings import LiveSettings
 from vbg.live.tap import PreviewTap
 from vbg.sinks import make_sinks
@@ -85,16 +91,21 @@ class LivePipeline:
             background = None
             if any(old.get(k) != new.get(k) for k in BACKGROUND_KEYS):
                 background = build.build_background(new)  # a bad file fails here, at once
-                size = self.pipeline._size
+                size = self.pipeline.output_size
                 if size is not None and background.kind == "image":  # its fit, cached
                     background.prepare(np.zeros((size[1], size[0], 3), np.uint8),
                                        np.zeros((size[1], size[0]), np.uint8))
+            # So is a new network on the CPU path (~0.1-0.3 s to load and run once).
+            segmenter = None
+            if any(old.get(k) != new.get(k) for k in MODEL_KEYS) and build.surely_cpu(new):
+                segmenter = build.build_segmenter(new)  # a bad model fails here, at once
+                build.warm_segmenter(segmenter, self.pipeline.output_size)
             done, failed = threading.Event(), []
 
             def apply(_p: Pipeline) -> None:
                 with self._lock:
                     self._pending = None
-                error = self.apply_here(new, background)
+                error = self.apply_here(new, background, segmenter)
                 if error is not None:
                     failed.append(error)
                 done.set()
@@ -130,13 +141,13 @@ class LivePipeline:
     def tap(self) -> PreviewTap:
         return self.pipeline.tap
 
-    def apply_here(self, settings: LiveSettings, background: object = None
-                   ) -> VbgError | None:
+    def apply_here(self, settings: LiveSettings, background: object = None,
+                   segmenter: object = None) -> VbgError | None:
         """Apply `settings` now; only on the pipeline thread (what `reload` schedules)."""
         with self._lock:
             old = self.settings
         try:
-            apply_settings(self.pipeline, old, settings, self.log, background)
+            apply_settings(self.pipeline, old, settings, self.log, background, segmenter)
             if any(old.get(k) != settings.get(k) for k in CAMERA_KEYS):
                 self._swap_camera(settings)
         except VbgError as e:
