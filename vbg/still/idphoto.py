@@ -63,13 +63,14 @@ class IdPhoto:
 def make_id_photo(image_bgr: np.ndarray, alpha_u8: np.ndarray, faces: list[Face],
                   preset: Preset, color_bgr: tuple[int, int, int], *,
                   allow_multiple: bool = False, force: bool = False, source_scale: float = 1.0,
-                  detector: FaceDetector | None = None) -> IdPhoto:
+                  detector: FaceDetector | None = None, foreground: bool = False) -> IdPhoto:
     """Fit, compose and judge the ID photo of the largest face; ImageError when there is no
-    face, or several without allow_multiple or force."""
+    face, or several without allow_multiple or force (foreground: blend the estimated F)."""
     face = pick_face(faces, allow_multiple or force, source="the photo")
     head = measure_head(face, alpha_u8)
     layout = fit_layout(head, preset, alpha_u8, source_scale)
-    out = compose_id_photo(image_bgr, alpha_u8, face, preset, color_bgr, matrix=layout.matrix)
+    out = compose_id_photo(image_bgr, alpha_u8, face, preset, color_bgr, matrix=layout.matrix,
+                           foreground=foreground)
     seen = None if detector is None else len(detector.detect(out))
     report = build_report(out, layout, head, preset, color_bgr, len(faces), seen,
                           allow_multiple=allow_multiple, yaw=face_yaw(face))
@@ -105,10 +106,11 @@ def face_yaw(face: Face) -> float:
 
 
 def compose_id_photo(image_bgr: np.ndarray, alpha_u8: np.ndarray, face: Face, preset: Preset,
-                     color_bgr: tuple[int, int, int],
-                     matrix: np.ndarray | None = None) -> np.ndarray:
+                     color_bgr: tuple[int, int, int], matrix: np.ndarray | None = None, *,
+                     foreground: bool = False) -> np.ndarray:
     """The ID photo: warped person over a solid colour, preset size, BGR uint8 (matrix: the
-    crop, source -> output pixels; default the preset's target layout)."""
+    crop, source -> output pixels; default the preset's target layout; foreground: blend the
+    person's estimated colour F, made on the crop only, instead of the photo's pixels)."""
     if matrix is None:
         frame = face_frame(face)
         matrix = id_photo_transform(frame, preset, crown_above_eyes(preset, alpha_u8, frame))
@@ -126,6 +128,8 @@ def compose_id_photo(image_bgr: np.ndarray, alpha_u8: np.ndarray, face: Face, pr
         # INTER_AREA maps pixel centres as shrunk = f * (src + 0.5) - 0.5; undo that exactly.
         unshrink = np.array([[1 / fx, 0, 0.5 / fx - 0.5], [0, 1 / fy, 0.5 / fy - 0.5], [0, 0, 1]])
         matrix = matrix @ unshrink
+    if foreground:  # on the crop as the warp sees it: the cost follows the ID photo's size
+        img = crop_foreground(img, alpha)
     out_size = (preset.width, preset.height)
     # Outside the photo the matte is 0 (constant border), so the output there is exactly the
     # background colour; the image itself replicates its edge so that no colour rings into it.
@@ -137,6 +141,22 @@ def compose_id_photo(image_bgr: np.ndarray, alpha_u8: np.ndarray, face: Face, pr
     bg = np.asarray(color_bgr, np.float32)
     out = fg.astype(np.float32) * a + bg * (1 - a)
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def crop_foreground(bgr: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
+    """BGR uint8 F of a crop: pymatting's estimate_foreground_ml where the matte is below 255
+    (extrapolated where it is 0, so the warp's kernel reads no old background), the crop's own
+    pixels where it is 255 (docs/decisions.md, "ID photos: foreground colour")."""
+    from pymatting import estimate_foreground_ml  # here: importing pymatting takes ~3 s (numba)
+
+    if not ((alpha_u8 > 0) & (alpha_u8 < 255)).any():
+        return bgr
+    fg = estimate_foreground_ml(bgr.astype(np.float64) / 255.0,
+                                alpha_u8.astype(np.float64) / 255.0)
+    out = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    opaque = alpha_u8 == 255
+    out[opaque] = bgr[opaque]
+    return out
 
 
 def _source_roi(shape: tuple[int, ...], matrix: np.ndarray,

@@ -131,7 +131,8 @@ class StillPipeline:
         faces = [f for f in faces if usable_face(f, matte)]
         return make_id_photo(bgr, matte, faces, spec.preset, spec.color_bgr,
                              allow_multiple=spec.allow_multiple, force=spec.force,
-                             source_scale=scale, detector=self.detector)
+                             source_scale=scale, detector=self.detector,
+                             foreground=self.options.foreground)
 
     def render(self, bgr: np.ndarray,
                alpha_in: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
