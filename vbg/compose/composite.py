@@ -287,20 +287,10 @@ class Compositor:
             onepass.draw(fields, frame, matte=matte)
             return to_bgra(frame, matte, self._output(height, width, 4))
         out = self._output(height, width, 3)
-        bg = (None if color is not None
-              else self._background(frame, fields.small, same_scene, fields.thumb))
-        if self._edges.shape != (height, width):
-            self._edges = np.empty((height, width), np.uint8)  # once per frame size
-            self._edges_of = None
-        # A still scene (same fields as last time): the edge matte is redrawn, not recomputed.
-        reuse = same_scene and self._edges_of is fields
-        self._edges_of = fields
-        # ... and the background, when it did not change, is already in the output buffer.
-        static = self._bg_reused or background.kind in ("image", "color")
+        bg, reuse, static = self._scene(frame, fields, same_scene)
         drawn = (background, color if bg is None else bg, out)
         last, self._drawn = self._drawn, drawn
-        keep = (reuse and static and self.keep_still_background and last is not None
-                and all(a is b for a, b in zip(last, drawn, strict=True)))
+        keep = self._keeps(last, drawn, reuse, static)
         self._drawn_i420 = (background, color if bg is None else bg, i420)
         onepass.draw(fields, frame, self._rows_of(bg, color, width, height), out=out,
                      matte=matte, edges=self._edges, reuse_edges=reuse, keep_background=keep,
@@ -313,6 +303,29 @@ class Compositor:
                                        fields.taps[1], planes)
         return out
 
+    def _scene(self, frame: np.ndarray, fields: onepass.MatteFields, same_scene: bool
+               ) -> tuple[np.ndarray | None, bool, bool]:
+        """(the background's pixels or None, whether the edge matte is reused, whether the
+        background is unchanged since the last render) for a one-pass render."""
+        background, color = self._state
+        height, width = frame.shape[:2]
+        bg = (None if color is not None
+              else self._background(frame, fields.small, same_scene, fields.thumb))
+        if self._edges.shape != (height, width):
+            self._edges = np.empty((height, width), np.uint8)  # once per frame size
+            self._edges_of = None
+        # A still scene (same fields as last time): the edge matte is redrawn, not recomputed.
+        reuse = same_scene and self._edges_of is fields
+        self._edges_of = fields
+        # ... and the background, when it did not change, is already in the output buffer.
+        static = self._bg_reused or background.kind in ("image", "color")
+        return bg, reuse, static
+
+    def _keeps(self, last: tuple | None, drawn: tuple, reuse: bool, static: bool) -> bool:
+        """Whether the target's sure background runs already hold `drawn` (leave them)."""
+        return (reuse and static and self.keep_still_background and last is not None
+                and all(a is b for a, b in zip(last, drawn, strict=True)))
+
     def _render_i420(self, frame: np.ndarray, fields: onepass.MatteFields, same_scene: bool,
                      matte: np.ndarray | None, i420: np.ndarray) -> np.ndarray:
         """render() into the I420 planes only (no BGR frame stored)."""
@@ -320,14 +333,7 @@ class Compositor:
         height, width = frame.shape[:2]
         frame = np.ascontiguousarray(frame)
         out = self._output(height, width, 3)  # returned as render's buffer; not written
-        bg = (None if color is not None
-              else self._background(frame, fields.small, same_scene, fields.thumb))
-        if self._edges.shape != (height, width):
-            self._edges = np.empty((height, width), np.uint8)  # once per frame size
-            self._edges_of = None
-        reuse = same_scene and self._edges_of is fields
-        self._edges_of = fields
-        static = self._bg_reused or background.kind in ("image", "color")
+        bg, reuse, static = self._scene(frame, fields, same_scene)
         rows = self._rows_of(bg, color, width, height)
         # The background's rows in Y, U, V: converted again only when they may have changed.
         made = self._yuv
@@ -337,8 +343,7 @@ class Compositor:
         drawn = (background, color if bg is None else bg, i420)
         last, self._drawn_i420 = self._drawn_i420, drawn
         self._drawn = None  # the BGR buffer does not hold this frame
-        keep = (reuse and static and self.keep_still_background and last is not None
-                and all(a is b for a, b in zip(last, drawn, strict=True)))
+        keep = self._keeps(last, drawn, reuse, static)
         planar.draw_i420(fields, frame, rows, made[1], i420, matte=matte, edges=self._edges,
                          reuse_edges=reuse, keep_background=keep)
         return out

@@ -216,6 +216,53 @@ def _blend_run(al, src, top, bottom, w0, w1, spread, dst):  # pragma: no cover -
         dst[k] = mix255(sp[k], _F32(src[k]), back)
 
 
+@njit(cache=True, inline="always")
+def band_scratch(width):  # pragma: no cover - compiled
+    """Scratch rows of one band of a render, allocated once per band: the sharp rows y-1, y,
+    y+1 (rotating), a and b of two grid rows expanded along x, which grid row that is, the
+    edge runs' matte, the vertical [1 2 1] sums (x at x + 1) and the matte once per channel."""
+    return (np.zeros((3, width), np.float32), np.empty((4, width), np.float32),
+            np.full(1, -1, np.int64), np.empty(width, np.float32),
+            np.empty(width + 2, np.float32), np.empty(3 * width, np.float32))
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def prime_sharp(start, height, pixels, a, b, need_runs, need_counts, taps, guided, fields_x,
+                expanded, sharp):  # pragma: no cover - compiled
+    """The sharp rows above a band's first row and of it (the feather reads one row up)."""
+    for n in range(2):
+        _sharp_at(_reflect(start - 1 + n, height), pixels, a, b, need_runs, need_counts, taps,
+                  guided, fields_x, expanded, sharp[n])
+
+
+@njit(cache=True, fastmath=True, inline="always")
+def edge_alpha(xs, xe, width, reuse, feather, keep_edges, keep_matte, erow, mrow, r0, r1, r2,
+               column, alpha):  # pragma: no cover - compiled
+    """The matte of edge run xs..xe in alpha[xs:xe] (returned): from `erow` with `reuse`,
+    else the sharp rows r0, r1, r2 (feathered or r1 as is), kept in `erow` / `mrow` if asked."""
+    n = _U64(xe - xs)
+    al = alpha[xs:xe]
+    if reuse:
+        er = erow[xs:xe]
+        for x in range(n):
+            al[x] = _F32(er[x])
+    elif feather:
+        _feather_run(xs, xe, width, r0, r1, r2, column, alpha)
+    else:
+        s1 = r1[xs:xe]
+        for x in range(n):
+            al[x] = s1[x]
+    if keep_edges and not reuse:
+        er = erow[xs:xe]
+        for x in range(n):
+            er[x] = np.uint8(al[x])
+    if keep_matte:
+        mr = mrow[xs:xe]
+        for x in range(n):
+            mr[x] = np.uint8(al[x])
+    return al
+
+
 @njit(cache=True, fastmath=True, inline="always")
 def _i420_row(row, y, yplane, uplane, vplane):  # pragma: no cover - compiled
     """Output row y (flat B,G,R, just written, so in cache) into the I420 planes: its luma,
@@ -275,21 +322,14 @@ def render(frame, a, b, runs, counts, need_runs, need_counts, taps, guided, feat
     chunks = max(1, min(height, chunks))
     for chunk in prange(chunks):
         start, stop = chunk * height // chunks, (chunk + 1) * height // chunks
-        # Per-band scratch rows (allocated once per band, not per row).
-        sharp = np.zeros((3, width), np.float32)  # rows y-1, y, y+1 (rotating)
-        fields_x = np.empty((4, width), np.float32)  # a, b of two grid rows, expanded along x
-        expanded = np.full(1, -1, np.int64)
-        alpha = np.empty(width, np.float32)  # the matte of the edge runs
-        column = np.empty(width + 2, np.float32)  # vertical [1 2 1] sums (+2), x at x + 1
-        spread = np.empty(3 * width, np.float32)  # the matte once per channel
+        sharp, fields_x, expanded, alpha, column, spread = band_scratch(width)
         no_out = np.empty(3 * width, np.uint8)  # stands in for the output row when not blending
         no_matte = np.empty(width, np.uint8)  # and for the matte row when not drawing it
         _sure_row(start, pixels, runs, counts, y0, bg_rows, by0, by1, bwy, out_rows, matte,
                   compose, keep_matte, no_out, no_matte, keep_bg)
         if feather and compute:
-            for n in range(2):
-                _sharp_at(_reflect(start - 1 + n, height), pixels, a, b, need_runs, need_counts,
-                          taps, guided, fields_x, expanded, sharp[n])
+            prime_sharp(start, height, pixels, a, b, need_runs, need_counts, taps, guided,
+                        fields_x, expanded, sharp)
         above, here, below = 0, 1, 2
         for y in range(start, stop):
             if y + 1 < stop:
@@ -309,27 +349,8 @@ def render(frame, a, b, runs, counts, need_runs, need_counts, taps, guided, feat
                 xs, xe, kind = row_runs[r, 0], row_runs[r, 1], row_runs[r, 2]
                 if kind != EDGE:
                     continue
-                n = _U64(xe - xs)
-                al = alpha[xs:xe]
-                if reuse:
-                    er = erow[xs:xe]
-                    for x in range(n):
-                        al[x] = _F32(er[x])
-                elif feather:
-                    _feather_run(xs, xe, width, sharp[above], sharp[here], sharp[below], column,
-                                 alpha)
-                else:
-                    s1 = sharp[here][xs:xe]
-                    for x in range(n):
-                        al[x] = s1[x]
-                if keep_edges and compute:
-                    er = erow[xs:xe]
-                    for x in range(n):
-                        er[x] = np.uint8(al[x])
-                if keep_matte:
-                    mr = mrow[xs:xe]
-                    for x in range(n):
-                        mr[x] = np.uint8(al[x])
+                al = edge_alpha(xs, xe, width, reuse, feather, keep_edges, keep_matte, erow,
+                                mrow, sharp[above], sharp[here], sharp[below], column, alpha)
                 if compose:
                     _blend_run(al, src[3 * xs:3 * xe], top[3 * xs:3 * xe], bottom[3 * xs:3 * xe],
                                w0, w1, spread, dst[3 * xs:3 * xe])

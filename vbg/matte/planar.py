@@ -31,11 +31,13 @@ from vbg.matte.onepass import (
     SURE_PERSON,
     MatteFields,
     _blend_run,
-    _feather_run,
     _reflect,
     _sharp_at,
+    band_scratch,
     chunks,
+    edge_alpha,
     i420_planes,
+    prime_sharp,
 )
 
 # Background rows in Y, U, V are kept as value * 64 in uint16 (at most 240 * 64 < 2**16):
@@ -159,21 +161,14 @@ def render_i420(frame, a, b, runs, counts, need_runs, need_counts, taps, guided,
     chunks = max(1, min(height, chunks))
     for chunk in prange(chunks):
         start, stop = chunk * height // chunks, (chunk + 1) * height // chunks
-        # Per-band scratch rows (allocated once per band, not per row).
-        sharp = np.zeros((3, width), np.float32)  # rows y-1, y, y+1 (rotating)
-        fields_x = np.empty((4, width), np.float32)
-        expanded = np.full(1, -1, np.int64)
-        alpha = np.empty(width, np.float32)
-        column = np.empty(width + 2, np.float32)
-        spread = np.empty(3 * width, np.float32)
+        sharp, fields_x, expanded, alpha, column, spread = band_scratch(width)
         blended = np.empty(3 * width, np.uint8)  # the edge runs' B,G,R, converted at once
         no_matte = np.empty(width, np.uint8)
         _sure_row(start, pixels, runs, counts, y0, bwy, by0, by1, bgy, bgu, bgv, yplane, uplane,
                   vplane, matte, keep_matte, no_matte, keep_bg)
         if feather and compute:
-            for n in range(2):
-                _sharp_at(_reflect(start - 1 + n, height), pixels, a, b, need_runs, need_counts,
-                          taps, guided, fields_x, expanded, sharp[n])
+            prime_sharp(start, height, pixels, a, b, need_runs, need_counts, taps, guided,
+                        fields_x, expanded, sharp)
         above, here, below = 0, 1, 2
         for y in range(start, stop):
             if y + 1 < stop:  # its pixels are then in cache for its sharp matte (onepass)
@@ -197,27 +192,8 @@ def render_i420(frame, a, b, runs, counts, need_runs, need_counts, taps, guided,
                 xs, xe, kind = row_runs[r, 0], row_runs[r, 1], row_runs[r, 2]
                 if kind != EDGE:
                     continue
-                n = _U64(xe - xs)
-                al = alpha[xs:xe]
-                if reuse:
-                    er = erow[xs:xe]
-                    for x in range(n):
-                        al[x] = _F32(er[x])
-                elif feather:
-                    _feather_run(xs, xe, width, sharp[above], sharp[here], sharp[below], column,
-                                 alpha)
-                else:
-                    s1 = sharp[here][xs:xe]
-                    for x in range(n):
-                        al[x] = s1[x]
-                if keep_edges and compute:
-                    er = erow[xs:xe]
-                    for x in range(n):
-                        er[x] = np.uint8(al[x])
-                if keep_matte:
-                    mr = mrow[xs:xe]
-                    for x in range(n):
-                        mr[x] = np.uint8(al[x])
+                al = edge_alpha(xs, xe, width, reuse, feather, keep_edges, keep_matte, erow,
+                                mrow, sharp[above], sharp[here], sharp[below], column, alpha)
                 _blend_run(al, src[3 * xs:3 * xe], top[3 * xs:3 * xe], bottom[3 * xs:3 * xe],
                            w0, w1, spread, blended[3 * xs:3 * xe])
                 _pixels_to_i420(blended, xs, xe, y % 2 == 0, luma, u, v)
