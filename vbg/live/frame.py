@@ -47,8 +47,8 @@ class OnePassCompositor(Protocol):
                  same_scene: bool = False) -> np.ndarray: ...
 
     def render(self, frame: np.ndarray, fields: MatteFields, same_scene: bool = False,
-               matte: np.ndarray | None = None, i420: np.ndarray | None = None
-               ) -> np.ndarray: ...
+               matte: np.ndarray | None = None, i420: np.ndarray | None = None,
+               bgr: bool = True) -> np.ndarray: ...
 
 
 @dataclass

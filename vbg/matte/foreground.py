@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 from numba import njit, prange, types
 
-from vbg.matte.onepass import _C0, _UB, _UG, _UR, _VB, _VG, _VR, _Y0, _YB, _YG, _YR
+from vbg.matte.i420 import _C0, _UB, _UG, _UR, _VB, _VG, _VR, _Y0, _YB, _YG, _YR
 
 # Photos: F is estimated on the matte's soft pixels and this many px around them (in tiles).
 PHOTO_MARGIN = 24
@@ -33,21 +33,27 @@ def _soft_boxes(matte: np.ndarray, margin: int, tile: int) -> list[tuple[int, in
     return boxes
 
 
+def ml_foreground(bgr: np.ndarray, matte: np.ndarray) -> np.ndarray:
+    """pymatting's estimate_foreground_ml of a BGR uint8 image with a uint8 matte, as BGR
+    uint8 (every pixel, the matte's 0 and 255 included)."""
+    from pymatting import estimate_foreground_ml  # here: importing pymatting takes ~3 s (numba)
+
+    fg = estimate_foreground_ml(bgr.astype(np.float64) / 255.0,
+                                matte.astype(np.float64) / 255.0)
+    return np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def estimate_photo(bgr: np.ndarray, matte: np.ndarray) -> np.ndarray:
     """BGR uint8 F of a photo with uint8 `matte`: pymatting's estimate_foreground_ml in tiles
     around the soft pixels; elsewhere the photo's own pixels."""
-    from pymatting import estimate_foreground_ml  # here: importing pymatting takes ~3 s (numba)
-
     out = bgr.copy()
     for y0, y1, x0, x1 in _soft_boxes(matte, PHOTO_MARGIN, TILE):
-        image = bgr[y0:y1, x0:x1].astype(np.float64) / 255.0
-        alpha = matte[y0:y1, x0:x1].astype(np.float64) / 255.0
-        fg = estimate_foreground_ml(image, alpha)
+        fg = ml_foreground(bgr[y0:y1, x0:x1], matte[y0:y1, x0:x1])
         iy0, ix0 = (0 if y0 == 0 else PHOTO_MARGIN), (0 if x0 == 0 else PHOTO_MARGIN)
         iy1 = (y1 - y0) - (0 if y1 == bgr.shape[0] else PHOTO_MARGIN)
         ix1 = (x1 - x0) - (0 if x1 == bgr.shape[1] else PHOTO_MARGIN)
         a = matte[y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1]
-        tile = np.clip(fg[iy0:iy1, ix0:ix1] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        tile = fg[iy0:iy1, ix0:ix1]
         soft = (a > 0) & (a < 255)
         out[y0 + iy0:y0 + iy1, x0 + ix0:x0 + ix1][soft] = tile[soft]
     return out

@@ -17,20 +17,13 @@ import numba
 import numpy as np
 from numba import njit, prange
 
+from vbg.matte.i420 import pixels_to_i420
 from vbg.pixels import LUMA_B, LUMA_G, LUMA_R
 
 _WB, _WG, _WR = np.float32(LUMA_B), np.float32(LUMA_G), np.float32(LUMA_R)
 _F32 = np.float32
 _INV256 = np.float32(1.0 / 256.0)
 SURE_BG, EDGE, SURE_PERSON = 0, 1, 2
-# cv2's BGR -> I420 (BT.601 video range; chroma from the top-left pixel of each 2x2 block, as
-# cv2 does): cv2's 20-bit fixed-point weights, computed in float32 (0.65 against 0.83 ms per
-# 1080p frame in integers; within 1 level of cv2.cvtColor, the integers were exact).
-_S = 1.0 / (1 << 20)
-_YR, _YG, _YB = _F32(269484 * _S), _F32(528482 * _S), _F32(102760 * _S)
-_UR, _UG, _UB = _F32(-155188 * _S), _F32(-305135 * _S), _F32(460324 * _S)
-_VR, _VG, _VB = _F32(460324 * _S), _F32(-385875 * _S), _F32(-74448 * _S)
-_Y0, _C0 = _F32(16.5), _F32(128.5)
 
 
 # Pixel loops run from 0 over slices of the rows (`row[xs:xe]`), with unsigned ranges: a loop
@@ -265,18 +258,9 @@ def edge_alpha(xs, xe, width, reuse, feather, keep_edges, keep_matte, erow, mrow
 
 @njit(cache=True, fastmath=True, inline="always")
 def _i420_row(row, y, yplane, uplane, vplane):  # pragma: no cover - compiled
-    """Output row y (flat B,G,R, just written, so in cache) into the I420 planes: its luma,
-    and on even rows the chroma of its even pixels."""
-    luma = yplane[y]
-    for x in range(_U64(luma.shape[0])):
-        luma[x] = np.uint8(np.int32(_YR * _F32(row[3 * x + 2]) + _YG * _F32(row[3 * x + 1])
-                                    + _YB * _F32(row[3 * x]) + _Y0))
-    if y % 2 == 0:
-        u, v = uplane[y // 2], vplane[y // 2]
-        for x in range(_U64(u.shape[0])):
-            b, g, r = _F32(row[6 * x]), _F32(row[6 * x + 1]), _F32(row[6 * x + 2])
-            u[x] = np.uint8(np.int32(_UR * r + _UG * g + _UB * b + _C0))
-            v[x] = np.uint8(np.int32(_VR * r + _VG * g + _VB * b + _C0))
+    """Output row y (flat B,G,R, just written, so in cache) into the I420 planes."""
+    pixels_to_i420(row, 0, yplane.shape[1], y % 2 == 0, yplane[y], uplane[y // 2],
+                   vplane[y // 2])
 
 
 @njit(cache=True, fastmath=True, inline="always")

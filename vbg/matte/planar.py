@@ -12,20 +12,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from vbg.matte.i420 import _C0, _UB, _UG, _UR, _VB, _VG, _VR, _Y0, _YB, _YG, _YR, pixels_to_i420
 from vbg.matte.onepass import (
-    _C0,
     _F32,
     _U64,
-    _UB,
-    _UG,
-    _UR,
-    _VB,
-    _VG,
-    _VR,
-    _Y0,
-    _YB,
-    _YG,
-    _YR,
     EDGE,
     SURE_BG,
     SURE_PERSON,
@@ -41,7 +31,7 @@ from vbg.matte.onepass import (
 )
 
 # Background rows in Y, U, V are kept as value * 64 in uint16 (at most 240 * 64 < 2**16):
-# interpolated between two rows in int32 and rounded once.
+# interpolated between two rows in float32 (exact: whole numbers below 2**24), rounded once.
 FIXED = 64
 _ROUND_F = np.float32(FIXED * 256 // 2)
 _INV_SCALE = np.float32(1.0 / (FIXED * 256))
@@ -77,24 +67,6 @@ def yuv_rows(rows: np.ndarray, out: tuple | None = None) -> tuple:
 
 
 @njit(cache=True, fastmath=True, inline="always")
-def _pixels_to_i420(px, xs, xe, even_row, luma, u, v):  # pragma: no cover - compiled
-    """Pixels xs..xe of an image row (flat B,G,R, the whole row) into the Y row and, on even
-    rows, their even pixels into the U and V rows."""
-    n = _U64(xe - xs)
-    p, d = px[3 * xs:3 * xe], luma[xs:xe]
-    for x in range(n):
-        d[x] = np.uint8(np.int32(_YR * _F32(p[3 * x + 2]) + _YG * _F32(p[3 * x + 1])
-                                 + _YB * _F32(p[3 * x]) + _Y0))
-    if even_row:
-        c0, c1 = (xs + 1) // 2, (xe + 1) // 2  # the even pixels 2c in [xs, xe)
-        q, du, dv = px[6 * c0:6 * c1], u[c0:c1], v[c0:c1]
-        for c in range(_U64(c1 - c0)):
-            b, g, r = _F32(q[6 * c]), _F32(q[6 * c + 1]), _F32(q[6 * c + 2])
-            du[c] = np.uint8(np.int32(_UR * r + _UG * g + _UB * b + _C0))
-            dv[c] = np.uint8(np.int32(_VR * r + _VG * g + _VB * b + _C0))
-
-
-@njit(cache=True, fastmath=True, inline="always")
 def _mix_rows(top, bottom, w0, w1, dst):  # pragma: no cover - compiled
     """dst = two fixed-point background rows blended by w0, w1 (of 256), rounded (float32:
     every product is a whole number below 2**24, so exact)."""
@@ -114,7 +86,7 @@ def _sure_runs(y, pixels, row_runs, count, w0, w1, by0, by1, bgy, bgu, bgv, luma
     for r in range(count):
         xs, xe, kind = row_runs[r, 0], row_runs[r, 1], row_runs[r, 2]
         if kind == SURE_PERSON:
-            _pixels_to_i420(pixels[y], xs, xe, even, luma, u, v)
+            pixels_to_i420(pixels[y], xs, xe, even, luma, u, v)
             if keep_matte:
                 m = mrow[xs:xe]
                 for x in range(_U64(xe - xs)):
@@ -196,7 +168,7 @@ def render_i420(frame, a, b, runs, counts, need_runs, need_counts, taps, guided,
                                 mrow, sharp[above], sharp[here], sharp[below], column, alpha)
                 _blend_run(al, src[3 * xs:3 * xe], top[3 * xs:3 * xe], bottom[3 * xs:3 * xe],
                            w0, w1, spread, blended[3 * xs:3 * xe])
-                _pixels_to_i420(blended, xs, xe, y % 2 == 0, luma, u, v)
+                pixels_to_i420(blended, xs, xe, y % 2 == 0, luma, u, v)
             if feather and compute:
                 above, here, below = here, below, above
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 
 from vbg.errors import ImageError
+from vbg.matte.foreground import ml_foreground
 from vbg.still.face import Face, FaceDetector
 from vbg.still.idgeometry import (  # noqa: F401  (re-exported: the ID-photo API lives here)
     CHIN_BELOW_EYES,
@@ -147,13 +148,9 @@ def crop_foreground(bgr: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
     """BGR uint8 F of a crop: pymatting's estimate_foreground_ml where the matte is below 255
     (extrapolated where it is 0, so the warp's kernel reads no old background), the crop's own
     pixels where it is 255 (docs/decisions.md, "ID photos: foreground colour")."""
-    from pymatting import estimate_foreground_ml  # here: importing pymatting takes ~3 s (numba)
-
     if not ((alpha_u8 > 0) & (alpha_u8 < 255)).any():
         return bgr
-    fg = estimate_foreground_ml(bgr.astype(np.float64) / 255.0,
-                                alpha_u8.astype(np.float64) / 255.0)
-    out = np.clip(fg * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    out = ml_foreground(bgr, alpha_u8)
     opaque = alpha_u8 == 255
     out[opaque] = bgr[opaque]
     return out
